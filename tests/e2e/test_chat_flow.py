@@ -1,0 +1,55 @@
+"""A merchant's first conversation through the real stack: API → Rasa → action server → knowledge base."""
+
+from sqlalchemy import create_engine, select
+from sqlalchemy.orm import Session
+
+from api.models import Message, Sender
+
+pytestmark = __import__("pytest").mark.e2e
+
+
+def say(api, text, merchant="M10001", **extra):
+    resp = api.post("/api/chat", json={"merchant_id": merchant, "text": text, **extra})
+    assert resp.status_code == 200, resp.text
+    return resp.json()
+
+
+def test_every_part_is_healthy(api):
+    resp = api.get("/healthz")
+    assert resp.status_code == 200, resp.text
+    parts = resp.json()["components"]
+    assert {name: p["status"] for name, p in parts.items()} == {
+        "api": "ok", "database": "ok", "rasa": "ok", "action_server": "ok", "model": "ok", "index": "ok",
+    }
+    assert parts["index"]["faqs"] >= 12
+
+
+def test_greeting_gets_a_greeting(api):
+    body = say(api, "你好")
+    assert "商家助手" in body["messages"][0]["text"]
+
+
+def test_deposit_question_is_answered_from_the_knowledge_base(api, stack):
+    body = say(api, "保证金怎么退")
+    text = "\n".join(m["text"] for m in body["messages"])
+    assert "退还保证金" in text and "原路退回" in text  # the deposit-refund FAQ's answer
+    with Session(create_engine(stack.settings.sqlalchemy_url)) as db:
+        stored = list(db.scalars(select(Message).where(Message.conversation_id == body["conversation_id"])))
+    senders = [m.sender for m in stored]
+    assert Sender.merchant in senders and Sender.bot in senders
+    assert any("原路退回" in m.text for m in stored if m.sender == Sender.bot)
+
+
+def test_a_colloquial_traditional_question_still_finds_the_answer(api):
+    body = say(api, "提現一直沒到帳，要等多久？", merchant="M10002")
+    text = "\n".join(m["text"] for m in body["messages"])
+    assert "工作日" in text
+
+
+def test_clarify_choice_answers_the_chosen_faq(api):
+    """A "您是想问" button payload names a FAQ; sending it gets that FAQ's answer."""
+    hits = api.post("/internal/kb/search", json={"text": "发票"},
+                    headers={"X-Internal-Token": "test-internal"}).json()["hits"]
+    chosen = next(h for h in hits if h["key"] == "invoice-apply")
+    body = say(api, f'/ask_question{{"faq_id": "{chosen["faq_id"]}"}}')
+    assert body["messages"][0]["text"] == chosen["answer"]

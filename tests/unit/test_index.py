@@ -1,0 +1,60 @@
+import threading
+
+import numpy as np
+
+from knowledge_base.index import FaqIndex
+
+
+def unit(v):
+    v = np.asarray(v, dtype=np.float32)
+    return v / np.linalg.norm(v)
+
+
+def test_best_phrasing_scores_each_faq_once():
+    idx = FaqIndex(3)
+    idx.replace_faq(1, ["a", "b"], np.stack([unit([1, 0, 0]), unit([0.9, 0.1, 0])]))
+    idx.replace_faq(2, ["c"], np.stack([unit([0, 1, 0])]))
+    hits = idx.search(unit([1, 0.05, 0]), k=5)
+    assert [h.faq_id for h in hits] == [1, 2]
+    assert hits[0].phrasing == "a"
+    assert len(idx) == 3 and idx.faq_count == 2
+
+
+def test_replace_swaps_all_phrasings_and_remove_forgets():
+    idx = FaqIndex(3)
+    idx.replace_faq(1, ["a", "b"], np.stack([unit([1, 0, 0]), unit([0, 1, 0])]))
+    idx.replace_faq(1, ["z"], np.stack([unit([0, 0, 1])]))
+    assert len(idx) == 1
+    assert idx.search(unit([0, 0, 1]))[0].phrasing == "z"
+    idx.remove_faq(1)
+    assert idx.search(unit([0, 0, 1])) == []
+
+
+def test_concurrent_searches_never_see_half_an_faq():
+    """While FAQ 1 flips between two sets of 5 phrasings, a search sees one set whole."""
+    idx = FaqIndex(4)
+    set_a = [f"a{i}" for i in range(5)]
+    set_b = [f"b{i}" for i in range(5)]
+    vec_a = np.stack([unit([1, 0, 0, i * 0.01]) for i in range(5)])
+    vec_b = np.stack([unit([0, 1, 0, i * 0.01]) for i in range(5)])
+    idx.replace_faq(1, set_a, vec_a)
+    stop = threading.Event()
+    seen: list[int] = []
+
+    def writer():
+        flip = False
+        while not stop.is_set():
+            idx.replace_faq(1, set_b if flip else set_a, vec_b if flip else vec_a)
+            flip = not flip
+
+    t = threading.Thread(target=writer)
+    t.start()
+    try:
+        for _ in range(2000):
+            with idx._lock:  # inspect the raw state the way a search sees it
+                seen.append(idx._index.ntotal)
+            assert idx.search(unit([1, 1, 0, 0]), k=1)
+    finally:
+        stop.set()
+        t.join()
+    assert set(seen) == {5}

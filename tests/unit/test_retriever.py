@@ -1,0 +1,52 @@
+import pytest
+import yaml
+
+from api.seed import SEED_DIR
+from knowledge_base import Decision, FaqIndex, Retriever
+
+
+@pytest.fixture(scope="module")
+def retriever(embedder):
+    faqs = yaml.safe_load((SEED_DIR / "faqs.yml").read_text(encoding="utf-8"))["faqs"]
+    r = Retriever(embedder, FaqIndex(embedder.dim))
+    r.keys = {}
+    for i, f in enumerate(faqs):
+        r.index_faq(i, [f["question"], *f["similar"]])
+        r.keys[i] = f["key"]
+    return r
+
+
+def test_a_plain_question_is_answered_with_the_right_faq(retriever):
+    result = retriever.search("保证金怎么退")
+    assert result.decision == Decision.answer
+    assert retriever.keys[result.hits[0].faq_id] == "deposit-refund"
+
+
+def test_traditional_and_full_width_find_the_same_faq(retriever):
+    result = retriever.search("提現失敗是什麼原因？？")
+    assert retriever.keys[result.hits[0].faq_id] == "withdraw-failed"
+
+
+@pytest.mark.parametrize("text", ["", "   ", "😀😀😀", "\x00\x01", "？？？"])
+def test_nothing_to_match_is_no_answer(retriever, text):
+    result = retriever.search(text)
+    assert result.decision == Decision.no_answer and result.hits == []
+
+
+def test_huge_and_mixed_input_gets_a_decision(retriever):
+    for text in ["保证金" * 3400, "deposit 保证金 refund 怎么 退 🙏 please"]:
+        result = retriever.search(text)
+        assert result.decision in set(Decision)
+
+
+def test_off_topic_is_not_answered(retriever):
+    assert retriever.search("红烧肉怎么做").decision != Decision.answer
+
+
+def test_incremental_update_reaches_search(retriever):
+    retriever.index_faq(999, ["店铺装修模板在哪里换"])
+    try:
+        assert retriever.search("怎么更换店铺装修模板").hits[0].faq_id == 999
+    finally:
+        retriever.remove_faq(999)
+    assert all(h.faq_id != 999 for h in retriever.search("怎么更换店铺装修模板").hits)
