@@ -29,16 +29,31 @@ def seed_demo(db: Session, path: Path = SEED_DIR / "demo.yml") -> int:
     return added
 
 
-def seed_faqs(db: Session, path: Path = SEED_DIR / "faqs.yml") -> int:
+def read_seed_faqs(folder: Path = SEED_DIR / "faqs") -> list[dict]:
+    """Every FAQ of the seed files (one file per category), checked for the fields set-up needs."""
+    rows: list[dict] = []
+    seen: set[str] = set()
+    for path in sorted(folder.glob("*.yml")):
+        data = load_yaml(path)
+        for row in data["faqs"]:
+            row = {"category": data["category"], **row}
+            missing = {"key", "question", "answer"} - set(row)
+            if missing or row["key"] in seen:
+                raise ValueError(f"{path.name}: FAQ {row.get('key')} 缺少 {missing} 或编号重复")
+            seen.add(row["key"])
+            rows.append(row)
+    return rows
+
+
+def seed_faqs(db: Session, folder: Path = SEED_DIR / "faqs") -> int:
     """Insert seed FAQs whose key is new; returns how many were added.
 
     FAQs already in the database belong to the knowledge team from then on and
     are left as they are.
     """
-    data = load_yaml(path)
     existing = set(db.scalars(select(Faq.key)))
     added = 0
-    for row in data["faqs"]:
+    for row in read_seed_faqs(folder):
         if row["key"] in existing:
             continue
         faq = Faq(

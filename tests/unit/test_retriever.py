@@ -1,13 +1,12 @@
 import pytest
-import yaml
 
-from api.seed import SEED_DIR
+from api.seed import read_seed_faqs
 from knowledge_base import Decision, FaqIndex, Retriever
 
 
 @pytest.fixture(scope="module")
 def retriever(embedder):
-    faqs = yaml.safe_load((SEED_DIR / "faqs.yml").read_text(encoding="utf-8"))["faqs"]
+    faqs = read_seed_faqs()
     r = Retriever(embedder, FaqIndex(embedder.dim))
     r.keys = {}
     for i, f in enumerate(faqs):
