@@ -8,8 +8,8 @@ from typing import Any
 from rasa_sdk import Action, Tracker
 from rasa_sdk.executor import CollectingDispatcher
 
-from .api_client import ApiClient, ServiceUnavailableError
-from .common import SERVICE_DOWN
+from .api_client import ApiClient, ApiError, ServiceUnavailableError
+from .common import SERVICE_DOWN, merchant_id
 
 log = logging.getLogger(__name__)
 
@@ -45,8 +45,10 @@ class ActionAnswerQuestion(Action):
                 else:
                     self._answer(dispatcher, faq)
                 return []
-            result = await self.api.search_kb(tracker.latest_message.get("text") or "")
-        except (ServiceUnavailableError, KeyError, ValueError) as exc:  # never leave the merchant without a reply
+            metadata = tracker.latest_message.get("metadata") or {}
+            result = await self.api.search_kb(tracker.latest_message.get("text") or "", merchant_id(tracker),
+                                              metadata.get("conversation_id"))
+        except (ServiceUnavailableError, ApiError, KeyError, ValueError) as exc:  # never leave the merchant without a reply
             log.warning("knowledge base unavailable: %s", exc)
             dispatcher.utter_message(text=SERVICE_DOWN)
             return []

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import hmac
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Annotated
 
+import jwt
 from fastapi import Depends, Header, HTTPException, Request
 from sqlalchemy.orm import Session
 
 from core.settings import Settings
 
+from . import crud, security
 from .kb_service import KnowledgeBase
+from .models import Merchant, Role, User
 from .rasa_client import RasaClient
 
 
@@ -46,5 +51,94 @@ RasaDep = Annotated[RasaClient, Depends(get_rasa)]
 
 def require_internal_token(settings: SettingsDep, x_internal_token: str = Header(default="")) -> None:
     """Calls between our own processes (the action server) carry a shared token."""
-    if x_internal_token != settings.internal_token:
+    if not hmac.compare_digest(x_internal_token.encode(), settings.internal_token.encode()):
         raise HTTPException(status_code=401, detail="内部接口需要有效的 X-Internal-Token")
+
+
+# --------------------------------------------------------------------------- who is calling
+
+
+@dataclass(frozen=True)
+class Principal:
+    """The caller: a merchant (widget token, or the action server acting for one) or a staff user."""
+
+    role: Role
+    merchant: Merchant | None = None
+    user: User | None = None
+
+    @property
+    def actor(self) -> str:
+        if self.user is not None:
+            return self.user.username
+        return self.merchant.code if self.merchant else ""
+
+
+def _bearer(authorization: str) -> str:
+    scheme, _, token = authorization.partition(" ")
+    return token.strip() if scheme.lower() == "bearer" else ""
+
+
+def get_principal(
+    settings: SettingsDep,
+    db: SessionDep,
+    authorization: str = Header(default=""),
+    x_internal_token: str = Header(default=""),
+    x_merchant_id: str = Header(default=""),
+) -> Principal:
+    if x_internal_token:
+        # Our action server, acting for the merchant the API put in Rasa's metadata.
+        if not hmac.compare_digest(x_internal_token.encode(), settings.internal_token.encode()):
+            raise HTTPException(status_code=401, detail="内部接口需要有效的 X-Internal-Token")
+        merchant = crud.get_merchant_by_code(db, x_merchant_id.strip())
+        if merchant is None:
+            raise HTTPException(status_code=401, detail="缺少或无效的商家编号")
+        return Principal(Role.merchant, merchant=merchant)
+    token = _bearer(authorization)
+    if not token:
+        raise HTTPException(status_code=401, detail="请先登录", headers={"WWW-Authenticate": "Bearer"})
+    try:
+        kind = jwt.decode(token, options={"verify_signature": False}).get("kind", "merchant")
+    except jwt.PyJWTError:
+        raise HTTPException(status_code=401, detail="身份凭证无效") from None
+    try:
+        if kind == "staff":
+            user_id, _role = security.read_staff_token(token, settings.secret_key)
+            user = db.get(User, user_id)
+            if user is None or not user.is_active:
+                raise HTTPException(status_code=401, detail="账号不存在或已停用")
+            return Principal(user.role, user=user)
+        code = security.read_merchant_token(token, settings.widget_secret, settings.widget_token_max_minutes)
+    except security.TokenError as exc:
+        raise HTTPException(status_code=401, detail=str(exc)) from None
+    merchant = crud.get_merchant_by_code(db, code)
+    if merchant is None:
+        raise HTTPException(status_code=401, detail="商家不存在")
+    return Principal(Role.merchant, merchant=merchant)
+
+
+PrincipalDep = Annotated[Principal, Depends(get_principal)]
+
+
+def current_merchant(principal: PrincipalDep) -> Merchant:
+    if principal.merchant is None:
+        raise HTTPException(status_code=403, detail="该接口仅供商家使用")
+    return principal.merchant
+
+
+MerchantDep = Annotated[Merchant, Depends(current_merchant)]
+
+
+def require_roles(*roles: Role):
+    """A dependency that lets through staff of the given roles (admin always) and refuses merchants."""
+
+    def check(principal: PrincipalDep) -> Principal:
+        if principal.user is None or (principal.role not in roles and principal.role != Role.admin):
+            raise HTTPException(status_code=403, detail="没有权限执行此操作")
+        return principal
+
+    return check
+
+
+AgentDep = Annotated[Principal, Depends(require_roles(Role.agent))]
+EditorDep = Annotated[Principal, Depends(require_roles(Role.kb_editor))]
+AdminDep = Annotated[Principal, Depends(require_roles(Role.admin))]

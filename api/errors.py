@@ -6,6 +6,8 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
+from .services.errors import ServiceError
+
 _REASONS = {
     "missing": "缺少必填项",
     "string_too_short": "不能为空",
@@ -18,6 +20,12 @@ _REASONS = {
     "json_invalid": "请求体不是合法的 JSON",
     "model_attributes_type": "请求体格式不对",
     "dict_type": "请求体格式不对",
+    "list_type": "应为列表",
+    "string_pattern_mismatch": "格式不正确",
+    "too_long": "条目太多",
+    "bool_parsing": "应为 true 或 false",
+    "datetime_from_date_parsing": "日期时间格式不正确",
+    "datetime_parsing": "日期时间格式不正确",
 }
 
 
@@ -34,5 +42,10 @@ async def validation_error(_request: Request, exc: RequestValidationError) -> JS
     return JSONResponse(status_code=422, content={"detail": f"请求有误：{detail}", "errors": fields})
 
 
+async def service_error(_request: Request, exc: ServiceError) -> JSONResponse:
+    return JSONResponse(status_code=exc.status_code, content={"detail": exc.detail})
+
+
 def install(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, validation_error)
+    app.add_exception_handler(ServiceError, service_error)

@@ -14,6 +14,8 @@ from core.settings import Settings
 from knowledge_base import Embedder, FaqIndex, Result, Retriever
 
 from . import crud
+from .models import Faq, FaqStatus
+from .services import faqs as faq_service
 
 log = logging.getLogger("api.kb")
 
@@ -41,11 +43,18 @@ class KnowledgeBase:
         self.status = KbStatus(model=settings.model_path)
         self.retriever: Retriever | None = None
         self._thread: threading.Thread | None = None
+        self._closing = threading.Event()
 
     def start(self) -> None:
         """Load the model and build the index without blocking the API's start."""
         self._thread = threading.Thread(target=self._load, name="kb-loader", daemon=True)
         self._thread.start()
+
+    def close(self, timeout: float = 60.0) -> None:
+        """Stop the loader before the database goes away."""
+        self._closing.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
 
     def wait_ready(self, timeout: float | None = None) -> bool:
         if self._thread is not None:
@@ -57,11 +66,11 @@ class KnowledgeBase:
         try:
             s = self.settings
             embedder = load_embedder(s.model_path, s.query_prefix, s.embedding_threads)
-            retriever = Retriever(embedder, FaqIndex(embedder.dim))
+            if self._closing.is_set():
+                return
             with self.sessions() as db:
-                faqs = crud.published_faqs(db)
-                for faq in faqs:
-                    retriever.index_faq(faq.id, faq.phrasings)
+                retriever = Retriever(embedder, FaqIndex(embedder.dim), synonyms=faq_service.synonyms(db))
+                self._index_all(retriever, crud.published_faqs(db))
             self.retriever = retriever
             self.status = KbStatus("ready", "", embedder.name, time.monotonic() - started)
             log.info("knowledge base ready: %d FAQs, %d phrasings in %.1fs",
@@ -69,6 +78,32 @@ class KnowledgeBase:
         except Exception as exc:  # reported by /healthz; the API keeps running
             log.exception("knowledge base failed to load")
             self.status = KbStatus("error", str(exc), self.settings.model_path)
+
+    @staticmethod
+    def _index_all(retriever: Retriever, faqs: list) -> None:
+        for faq in faqs:
+            retriever.index_faq(faq.id, faq.phrasings)
+
+    def refresh_faq(self, faq_id: int) -> None:
+        """Bring one FAQ's entry in the index in line with the database (incremental, no rebuild)."""
+        if self.retriever is None:
+            return  # the loader reads the database after this commit anyway
+        with self.sessions() as db:
+            faq = db.get(Faq, faq_id)
+            if faq is not None and faq.status == FaqStatus.published:
+                self.retriever.index_faq(faq.id, faq.phrasings)
+            else:
+                self.retriever.remove_faq(faq_id)
+
+    def set_synonyms(self, table: dict[str, str]) -> None:
+        """New synonyms change how every phrasing reads: re-embed all, then swap the index in at once."""
+        current = self.retriever
+        if current is None:
+            return
+        fresh = Retriever(current.embedder, FaqIndex(current.embedder.dim), current.thresholds, synonyms=table)
+        with self.sessions() as db:
+            self._index_all(fresh, crud.published_faqs(db))
+        self.retriever = fresh
 
     def search(self, text: str, k: int = 5) -> Result:
         if self.retriever is None:

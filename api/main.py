@@ -14,7 +14,8 @@ from . import errors
 from .db import make_engine, make_sessionmaker
 from .kb_service import KnowledgeBase
 from .rasa_client import RasaClient
-from .routes import chat, health, internal
+from .routes import auth, chat, conversations, health, internal, kb_admin, merchant, staff
+from .storage import LocalFileStore
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -28,19 +29,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.settings = settings
         app.state.engine = engine
         app.state.sessions = make_sessionmaker(engine)
+        app.state.files = LocalFileStore(settings.evidence_dir)
         app.state.http = httpx.AsyncClient()
         app.state.rasa = RasaClient(settings, app.state.http)
         app.state.kb = KnowledgeBase(settings, app.state.sessions)
         app.state.kb.start()
         yield
+        app.state.kb.close()
         await app.state.http.aclose()
         engine.dispose()
 
     app = FastAPI(title="商家助手 API", version="0.1.0", lifespan=lifespan)
     errors.install(app)
-    app.include_router(health.router)
-    app.include_router(chat.router)
-    app.include_router(internal.router)
+    for module in (health, auth, chat, merchant, conversations, staff, kb_admin, internal):
+        app.include_router(module.router)
     return app
 
 

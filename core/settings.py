@@ -38,6 +38,17 @@ class Settings(BaseSettings):
     internal_token: str = "dev-internal-token"
     rasa_token: str = "dev-rasa-token"
 
+    # Staff tokens are signed with secret_key; the host site signs merchants' widget tokens with widget_secret.
+    secret_key: str = "dev-secret-key-change-me-0123456789abcdef"
+    widget_secret: str = "dev-widget-secret-change-me-0123456789abcdef"
+    staff_token_minutes: int = 8 * 60
+    widget_token_max_minutes: int = 24 * 60
+    demo_password: str = "sjzs-demo"  # password of the demo staff accounts set-up creates
+
+    # Evidence files for appeals.
+    evidence_max_bytes: int = 10 * 1024 * 1024
+    evidence_max_files: int = 9
+
     rasa_timeout_s: float = 30.0
     max_message_chars: int = Field(default=2000, ge=1)
 
@@ -64,6 +75,10 @@ class Settings(BaseSettings):
     @property
     def model_path(self) -> str:
         return self.embedding_model or str(self.default_model_dir)
+
+    @property
+    def evidence_dir(self) -> Path:
+        return self.var_dir / "evidence"
 
     @property
     def index_dir(self) -> Path:

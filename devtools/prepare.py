@@ -36,7 +36,7 @@ def ensure_model(settings: Settings) -> None:
         say(f"向量模型已生成：{settings.default_model_dir} ({time.monotonic() - t0:.1f} s)")
 
 
-def ensure_database(url: str) -> None:
+def ensure_database(url: str, demo_password: str | None = None) -> None:
     """Apply migrations and load the demo data and seed FAQs."""
     from alembic import command
     from alembic.config import Config
@@ -52,10 +52,11 @@ def ensure_database(url: str) -> None:
     command.upgrade(cfg, "head")
     engine = make_engine(url)
     with Session(engine) as db:
-        counts = seed_all(db)
+        counts = seed_all(db, demo_password or get_settings().demo_password)
     engine.dispose()
     if any(counts.values()):
-        say(f"数据库已初始化：新增 {counts['merchants']} 个演示商家、{counts['faqs']} 条 FAQ")
+        say(f"数据库已初始化：新增 {counts['merchants']} 个演示商家、{counts['staff']} 个员工账号、"
+            f"{counts['faqs']} 条 FAQ")
 
 
 def rasa_inputs_hash() -> str:

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import socket
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -41,13 +45,35 @@ def settings(tmp_path: Path) -> Settings:
     return make_settings(tmp_path)
 
 
-@pytest.fixture
-def database(settings: Settings) -> str:
-    """A migrated database with the demo data and seed FAQs."""
+PG_ADMIN_URL = os.environ.get("SJZS_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+
+
+@contextmanager
+def fresh_database(backend: str, tmp: Path) -> Iterator[str]:
+    """An empty database of that backend, removed afterwards; PostgreSQL gets a database of its own."""
+    if backend == "sqlite":
+        yield f"sqlite:///{tmp / 'test.db'}"
+        return
+    import psycopg
+
+    name = f"sjzs_test_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield PG_ADMIN_URL.replace("postgresql://", "postgresql+psycopg://").rsplit("/", 1)[0] + f"/{name}"
+    finally:
+        with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database(request, settings: Settings, tmp_path: Path) -> Iterator[Settings]:
+    """Settings pointing at a migrated database with the demo data and seed FAQs, on each backend."""
     from devtools.prepare import ensure_database
 
-    ensure_database(settings.sqlalchemy_url)
-    return settings.sqlalchemy_url
+    with fresh_database(request.param, tmp_path) as url:
+        ensure_database(url, demo_password="demo-pass")
+        yield settings.model_copy(update={"database_url": url, "demo_password": "demo-pass"})
 
 
 @pytest.fixture(scope="session")
@@ -55,3 +81,10 @@ def embedder(model_path):
     from knowledge_base.embedder import Embedder
 
     return Embedder(model_path, prefix="query: ", threads=2)
+
+
+def merchant_headers(settings: Settings, code: str = "M10001", minutes: int = 30) -> dict[str, str]:
+    """What the host site gives the widget: a token it signed for its logged-in merchant."""
+    from api.security import create_merchant_token
+
+    return {"Authorization": f"Bearer {create_merchant_token(code, settings.widget_secret, minutes)}"}

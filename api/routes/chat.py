@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, HTTPException
 
 from .. import crud
-from ..deps import RasaDep, SessionDep, SettingsDep
+from ..deps import MerchantDep, RasaDep, SessionDep, SettingsDep
 from ..models import ConversationMode, Sender
 from ..rasa_client import RasaUnavailableError
 from ..schemas import BotMessage, Button, ChatRequest, ChatResponse
@@ -33,11 +33,10 @@ def to_bot_message(raw: dict) -> BotMessage:
 
 
 @router.post("/chat", response_model=ChatResponse, summary="商家发送一条消息并得到回复")
-async def chat(body: ChatRequest, db: SessionDep, rasa: RasaDep, settings: SettingsDep) -> ChatResponse:
+async def chat(body: ChatRequest, merchant: MerchantDep, db: SessionDep, rasa: RasaDep,
+               settings: SettingsDep) -> ChatResponse:
+    """The merchant comes from the signed token (``Authorization: Bearer …``), never from the text."""
     text = clean_text(body.text, settings.max_message_chars)
-    merchant = crud.get_merchant_by_code(db, body.merchant_id.strip())
-    if merchant is None:
-        raise HTTPException(status_code=404, detail="商家不存在")
     if body.conversation_id is not None:
         conv = crud.get_conversation(db, merchant, body.conversation_id)
         if conv is None:

@@ -2,23 +2,31 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, HTTPException
+from fastapi import APIRouter, Depends, Header, HTTPException
 
 from .. import crud
 from ..deps import KbDep, SessionDep, require_internal_token
 from ..kb_service import KbUnavailableError
 from ..models import FaqStatus
 from ..schemas import KbHit, KbSearchRequest, KbSearchResponse
+from ..services import faqs as faq_service
 
 router = APIRouter(prefix="/internal", tags=["internal"], dependencies=[Depends(require_internal_token)])
 
 
 @router.post("/kb/search", response_model=KbSearchResponse, summary="知识库检索与回答决策")
-def kb_search(body: KbSearchRequest, kb: KbDep, db: SessionDep) -> KbSearchResponse:
+def kb_search(body: KbSearchRequest, kb: KbDep, db: SessionDep,
+              x_merchant_id: str = Header(default="")) -> KbSearchResponse:
     try:
         result = kb.search(body.text, k=body.k)
     except KbUnavailableError:
         raise HTTPException(status_code=503, detail="知识库正在加载，请稍后再试") from None
+    if body.log_unanswered and result.decision.value == "no_answer" and body.text.strip():
+        merchant = crud.get_merchant_by_code(db, x_merchant_id.strip()) if x_merchant_id else None
+        top = result.hits[0] if result.hits else None
+        faq_service.log_unanswered(db, body.text, merchant.id if merchant else None, body.conversation_id,
+                                   top.faq_id if top else None, top.score if top else None)
+        db.commit()
     faqs = crud.get_faqs(db, [h.faq_id for h in result.hits])
     hits = [
         KbHit(faq_id=h.faq_id, key=f.key, question=f.question, answer=f.answer, category=f.category, score=h.score)

@@ -5,11 +5,14 @@ from sqlalchemy.orm import Session
 
 from api.models import Message, Sender
 
+from ..conftest import merchant_headers
+
 pytestmark = __import__("pytest").mark.e2e
 
 
 def say(api, text, merchant="M10001", **extra):
-    resp = api.post("/api/chat", json={"merchant_id": merchant, "text": text, **extra})
+    headers = merchant_headers(api.stack_settings, merchant)
+    resp = api.post("/api/chat", json={"text": text, **extra}, headers=headers)
     assert resp.status_code == 200, resp.text
     return resp.json()
 

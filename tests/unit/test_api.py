@@ -9,20 +9,25 @@ from api.main import create_app
 from api.models import Conversation, Message, Sender
 from api.seed import read_seed_faqs
 
+from ..conftest import merchant_headers
+
 
 @pytest.fixture
-def client(settings, database):
-    with TestClient(create_app(settings)) as c:
+def client(database):
+    with TestClient(create_app(database)) as c:
         yield c
 
 
-def messages(url: str) -> list[Message]:
-    with Session(create_engine(url)) as db:
-        return list(db.scalars(select(Message).order_by(Message.id)))
+def messages(settings) -> list[Message]:
+    engine = create_engine(settings.sqlalchemy_url)
+    with Session(engine) as db:
+        rows = list(db.scalars(select(Message).order_by(Message.id)))
+    engine.dispose()
+    return rows
 
 
-def test_chat_when_rasa_is_down_keeps_the_message_and_says_so(client, database):
-    resp = client.post("/api/chat", json={"merchant_id": "M10001", "text": "保证金怎么退"})
+def test_chat_when_rasa_is_down_keeps_the_message_and_says_so(client, database, settings):
+    resp = client.post("/api/chat", json={"text": "保证金怎么退"}, headers=merchant_headers(settings))
     assert resp.status_code == 503
     assert "暂时无法回复" in resp.json()["detail"]
     stored = messages(database)
@@ -33,36 +38,66 @@ def test_chat_when_rasa_is_down_keeps_the_message_and_says_so(client, database):
 @pytest.mark.parametrize(
     ("body", "status", "phrase"),
     [
-        ({"merchant_id": "M10001", "text": ""}, 422, "不能为空"),
-        ({"merchant_id": "M10001", "text": "   \n\t "}, 422, "不能为空"),
-        ({"merchant_id": "M10001", "text": "退" * 2001}, 413, "太长"),
-        ({"merchant_id": "M10001", "text": "a\x00b"}, 422, "无法识别"),
-        ({"merchant_id": "M10001"}, 422, "缺少必填项"),
-        ({"merchant_id": "", "text": "你好"}, 422, "不能为空"),
-        ({"merchant_id": "M99999", "text": "你好"}, 404, "商家不存在"),
-        ({"merchant_id": "M10001", "text": "你好", "conversation_id": "abc"}, 422, "应为整数"),
-        ({"merchant_id": "M10001", "text": 12}, 422, "应为文字"),
+        ({"text": ""}, 422, "不能为空"),
+        ({"text": "   \n\t "}, 422, "不能为空"),
+        ({"text": "退" * 2001}, 413, "太长"),
+        ({"text": "a\x00b"}, 422, "无法识别"),
+        ({}, 422, "缺少必填项"),
+        ({"text": "你好", "conversation_id": "abc"}, 422, "应为整数"),
+        ({"text": 12}, 422, "应为文字"),
     ],
 )
-def test_bad_chat_input_gets_a_chinese_reason_and_stores_nothing(client, database, body, status, phrase):
-    resp = client.post("/api/chat", json=body)
+def test_bad_chat_input_gets_a_chinese_reason_and_stores_nothing(client, database, settings, body, status, phrase):
+    resp = client.post("/api/chat", json=body, headers=merchant_headers(settings))
     assert resp.status_code == status
     assert phrase in resp.json()["detail"]
     assert messages(database) == []
 
 
-def test_malformed_json_is_a_422_in_chinese(client):
-    resp = client.post("/api/chat", content=b"{not json", headers={"content-type": "application/json"})
+def test_malformed_json_is_a_422_in_chinese(client, settings):
+    resp = client.post("/api/chat", content=b"{not json",
+                       headers={"content-type": "application/json", **merchant_headers(settings)})
     assert resp.status_code == 422
     assert "请求有误" in resp.json()["detail"]
 
 
-def test_another_merchants_conversation_looks_missing(client, database):
-    client.post("/api/chat", json={"merchant_id": "M10001", "text": "你好"})
-    with Session(create_engine(database)) as db:
+@pytest.mark.parametrize(
+    ("headers", "phrase"),
+    [
+        ({}, "请先登录"),
+        ({"Authorization": "Bearer not-a-token"}, "身份凭证无效"),
+        ({"Authorization": "Basic abc"}, "请先登录"),
+    ],
+)
+def test_chat_without_a_valid_token_is_refused(client, database, headers, phrase):
+    resp = client.post("/api/chat", json={"text": "你好"}, headers=headers)
+    assert resp.status_code == 401
+    assert phrase in resp.json()["detail"]
+    assert messages(database) == []
+
+
+def test_expired_forged_or_unknown_merchant_tokens_are_refused(client, settings):
+    from api.security import create_merchant_token
+
+    expired = create_merchant_token("M10001", settings.widget_secret, minutes=-1)
+    forged = create_merchant_token("M10001", "another-secret-of-the-right-length-32+")
+    unknown = create_merchant_token("M99999", settings.widget_secret)
+    too_long = create_merchant_token("M10001", settings.widget_secret, minutes=60 * 24 * 365)
+    for token, phrase in [(expired, "过期"), (forged, "无效"), (unknown, "商家不存在"), (too_long, "有效期过长")]:
+        resp = client.post("/api/chat", json={"text": "你好"}, headers={"Authorization": f"Bearer {token}"})
+        assert resp.status_code == 401, token
+        assert phrase in resp.json()["detail"]
+
+
+def test_another_merchants_conversation_looks_missing(client, database, settings):
+    client.post("/api/chat", json={"text": "你好"}, headers=merchant_headers(settings, "M10001"))
+    engine = create_engine(database.sqlalchemy_url)
+    with Session(engine) as db:
         theirs = db.scalar(select(Conversation.id))
-    resp = client.post("/api/chat", json={"merchant_id": "M10002", "text": "你好", "conversation_id": theirs})
-    missing = client.post("/api/chat", json={"merchant_id": "M10002", "text": "你好", "conversation_id": 99999})
+    engine.dispose()
+    other = merchant_headers(settings, "M10002")
+    resp = client.post("/api/chat", json={"text": "你好", "conversation_id": theirs}, headers=other)
+    missing = client.post("/api/chat", json={"text": "你好", "conversation_id": 99999}, headers=other)
     assert resp.status_code == missing.status_code == 404
     assert resp.json() == missing.json()
 

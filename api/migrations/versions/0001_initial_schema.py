@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-25 09:43:25.006377
+Create Date: 2026-11-25 09:57:49.125722
 """
 
 from collections.abc import Sequence
@@ -24,8 +24,12 @@ def upgrade() -> None:
     sa.Column('question', sa.String(length=200), nullable=False),
     sa.Column('answer', sa.Text(), nullable=False),
     sa.Column('category', sa.String(length=50), nullable=False),
+    sa.Column('tags', sa.JSON(), nullable=False),
+    sa.Column('action', sa.String(length=40), nullable=True),
     sa.Column('status', sa.Enum('draft', 'published', 'archived', name='faqstatus', native_enum=False, length=20), nullable=False),
     sa.Column('version', sa.Integer(), nullable=False),
+    sa.Column('updated_by', sa.String(length=64), nullable=False),
+    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('updated_at', sa.DateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('id'),
     sa.UniqueConstraint('key')
@@ -38,18 +42,44 @@ def upgrade() -> None:
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('code', sa.String(length=32), nullable=False),
     sa.Column('name', sa.String(length=100), nullable=False),
+    sa.Column('main_category', sa.String(length=50), nullable=False),
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('id')
     )
     with op.batch_alter_table('merchants', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_merchants_code'), ['code'], unique=True)
 
+    op.create_table('synonyms',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('term', sa.String(length=50), nullable=False),
+    sa.Column('canonical', sa.String(length=50), nullable=False),
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('term')
+    )
+    op.create_table('users',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('username', sa.String(length=64), nullable=False),
+    sa.Column('display_name', sa.String(length=100), nullable=False),
+    sa.Column('password_hash', sa.String(length=255), nullable=False),
+    sa.Column('role', sa.Enum('merchant', 'agent', 'kb_editor', 'admin', name='role', native_enum=False, length=20), nullable=False),
+    sa.Column('is_active', sa.Boolean(), nullable=False),
+    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+    sa.PrimaryKeyConstraint('id')
+    )
+    with op.batch_alter_table('users', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_users_username'), ['username'], unique=True)
+
     op.create_table('conversations',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('merchant_id', sa.Integer(), nullable=False),
     sa.Column('mode', sa.Enum('bot', 'waiting_agent', 'agent', 'closed', name='conversationmode', native_enum=False, length=20), nullable=False),
+    sa.Column('assigned_agent_id', sa.Integer(), nullable=True),
+    sa.Column('rating', sa.Integer(), nullable=True),
+    sa.Column('rating_comment', sa.Text(), nullable=False),
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('updated_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('closed_at', sa.DateTime(timezone=True), nullable=True),
+    sa.ForeignKeyConstraint(['assigned_agent_id'], ['users.id'], ),
     sa.ForeignKeyConstraint(['merchant_id'], ['merchants.id'], ),
     sa.PrimaryKeyConstraint('id')
     )
@@ -67,28 +97,210 @@ def upgrade() -> None:
     with op.batch_alter_table('faq_questions', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_faq_questions_faq_id'), ['faq_id'], unique=False)
 
+    op.create_table('faq_versions',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('faq_id', sa.Integer(), nullable=False),
+    sa.Column('version', sa.Integer(), nullable=False),
+    sa.Column('snapshot', sa.JSON(), nullable=False),
+    sa.Column('editor', sa.String(length=64), nullable=False),
+    sa.Column('at', sa.DateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['faq_id'], ['faqs.id'], ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('faq_id', 'version')
+    )
+    with op.batch_alter_table('faq_versions', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_faq_versions_faq_id'), ['faq_id'], unique=False)
+
+    op.create_table('hot_questions',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('faq_id', sa.Integer(), nullable=False),
+    sa.Column('position', sa.Integer(), nullable=False),
+    sa.ForeignKeyConstraint(['faq_id'], ['faqs.id'], ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('faq_id')
+    )
+    op.create_table('penalties',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('number', sa.String(length=20), nullable=False),
+    sa.Column('merchant_id', sa.Integer(), nullable=False),
+    sa.Column('rule', sa.String(length=200), nullable=False),
+    sa.Column('detail', sa.Text(), nullable=False),
+    sa.Column('measure', sa.String(length=100), nullable=False),
+    sa.Column('points', sa.Integer(), nullable=False),
+    sa.Column('occurred_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('appealable', sa.Boolean(), nullable=False),
+    sa.Column('appeal_deadline', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['merchant_id'], ['merchants.id'], ),
+    sa.PrimaryKeyConstraint('id')
+    )
+    with op.batch_alter_table('penalties', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_penalties_merchant_id'), ['merchant_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_penalties_number'), ['number'], unique=True)
+
+    op.create_table('service_cases',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('number', sa.String(length=20), nullable=False),
+    sa.Column('merchant_id', sa.Integer(), nullable=False),
+    sa.Column('kind', sa.Enum('withdrawal', 'deposit_refund', 'invoice', 'funds_freeze', 'logistics_exemption', 'other', name='casekind', native_enum=False, length=20), nullable=False),
+    sa.Column('title', sa.String(length=200), nullable=False),
+    sa.Column('status', sa.Enum('submitted', 'processing', 'need_info', 'resolved', 'rejected', 'closed', name='casestatus', native_enum=False, length=20), nullable=False),
+    sa.Column('expected_done_at', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('updated_at', sa.DateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['merchant_id'], ['merchants.id'], ),
+    sa.PrimaryKeyConstraint('id')
+    )
+    with op.batch_alter_table('service_cases', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_service_cases_merchant_id'), ['merchant_id'], unique=False)
+        batch_op.create_index('ix_service_cases_merchant_status', ['merchant_id', 'status'], unique=False)
+        batch_op.create_index(batch_op.f('ix_service_cases_number'), ['number'], unique=True)
+
+    op.create_table('appeals',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('number', sa.String(length=20), nullable=False),
+    sa.Column('merchant_id', sa.Integer(), nullable=False),
+    sa.Column('target', sa.Enum('penalty', 'arbitration', name='appealtarget', native_enum=False, length=20), nullable=False),
+    sa.Column('penalty_id', sa.Integer(), nullable=True),
+    sa.Column('arbitration_ref', sa.String(length=40), nullable=True),
+    sa.Column('reason', sa.Enum('misjudged', 'evidence', 'third_party', 'buyer_malice', 'other', name='appealreason', native_enum=False, length=20), nullable=False),
+    sa.Column('description', sa.Text(), nullable=False),
+    sa.Column('status', sa.Enum('pending', 'reviewing', 'need_more', 'approved', 'rejected', 'withdrawn', name='appealstatus', native_enum=False, length=20), nullable=False),
+    sa.Column('reviewer_note', sa.Text(), nullable=False),
+    sa.Column('sla_due_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('updated_at', sa.DateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['merchant_id'], ['merchants.id'], ),
+    sa.ForeignKeyConstraint(['penalty_id'], ['penalties.id'], ),
+    sa.PrimaryKeyConstraint('id')
+    )
+    with op.batch_alter_table('appeals', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_appeals_merchant_id'), ['merchant_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_appeals_number'), ['number'], unique=True)
+        batch_op.create_index('uq_appeals_open_per_penalty', ['penalty_id'], unique=True, sqlite_where=sa.text("status IN ('pending', 'reviewing', 'need_more') AND penalty_id IS NOT NULL"), postgresql_where=sa.text("status IN ('pending', 'reviewing', 'need_more') AND penalty_id IS NOT NULL"))
+
+    op.create_table('case_events',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('case_id', sa.Integer(), nullable=False),
+    sa.Column('at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('status', sa.Enum('submitted', 'processing', 'need_info', 'resolved', 'rejected', 'closed', name='casestatus', native_enum=False, length=20), nullable=False),
+    sa.Column('note', sa.Text(), nullable=False),
+    sa.Column('expected_done_at', sa.DateTime(timezone=True), nullable=True),
+    sa.ForeignKeyConstraint(['case_id'], ['service_cases.id'], ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id')
+    )
+    with op.batch_alter_table('case_events', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_case_events_case_id'), ['case_id'], unique=False)
+
     op.create_table('messages',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('conversation_id', sa.Integer(), nullable=False),
     sa.Column('sender', sa.Enum('merchant', 'bot', 'agent', 'system', name='sender', native_enum=False, length=20), nullable=False),
     sa.Column('text', sa.Text(), nullable=False),
     sa.Column('payload', sa.JSON(), nullable=True),
+    sa.Column('agent_id', sa.Integer(), nullable=True),
+    sa.Column('feedback', sa.Enum('useful', 'useless', name='feedback', native_enum=False, length=20), nullable=True),
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['agent_id'], ['users.id'], ),
     sa.ForeignKeyConstraint(['conversation_id'], ['conversations.id'], ),
     sa.PrimaryKeyConstraint('id')
     )
     with op.batch_alter_table('messages', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_messages_conversation_id'), ['conversation_id'], unique=False)
 
+    op.create_table('unanswered_questions',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('text', sa.Text(), nullable=False),
+    sa.Column('merchant_id', sa.Integer(), nullable=True),
+    sa.Column('conversation_id', sa.Integer(), nullable=True),
+    sa.Column('top_faq_id', sa.Integer(), nullable=True),
+    sa.Column('top_score', sa.Double(), nullable=True),
+    sa.Column('resolved', sa.Boolean(), nullable=False),
+    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['conversation_id'], ['conversations.id'], ),
+    sa.ForeignKeyConstraint(['merchant_id'], ['merchants.id'], ),
+    sa.ForeignKeyConstraint(['top_faq_id'], ['faqs.id'], ondelete='SET NULL'),
+    sa.PrimaryKeyConstraint('id')
+    )
+    with op.batch_alter_table('unanswered_questions', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_unanswered_questions_created_at'), ['created_at'], unique=False)
+
+    op.create_table('appeal_events',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('appeal_id', sa.Integer(), nullable=False),
+    sa.Column('at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('status', sa.Enum('pending', 'reviewing', 'need_more', 'approved', 'rejected', 'withdrawn', name='appealstatus', native_enum=False, length=20), nullable=False),
+    sa.Column('note', sa.Text(), nullable=False),
+    sa.Column('actor', sa.String(length=64), nullable=False),
+    sa.ForeignKeyConstraint(['appeal_id'], ['appeals.id'], ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id')
+    )
+    with op.batch_alter_table('appeal_events', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_appeal_events_appeal_id'), ['appeal_id'], unique=False)
+
+    op.create_table('evidence',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('appeal_id', sa.Integer(), nullable=False),
+    sa.Column('filename', sa.String(length=200), nullable=False),
+    sa.Column('content_type', sa.String(length=100), nullable=False),
+    sa.Column('size', sa.Integer(), nullable=False),
+    sa.Column('sha256', sa.String(length=64), nullable=False),
+    sa.Column('storage_key', sa.String(length=200), nullable=False),
+    sa.Column('uploaded_at', sa.DateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['appeal_id'], ['appeals.id'], ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('storage_key')
+    )
+    with op.batch_alter_table('evidence', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_evidence_appeal_id'), ['appeal_id'], unique=False)
+
     # ### end Alembic commands ###
 
 
 def downgrade() -> None:
     # ### commands auto generated by Alembic - please adjust! ###
+    with op.batch_alter_table('evidence', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_evidence_appeal_id'))
+
+    op.drop_table('evidence')
+    with op.batch_alter_table('appeal_events', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_appeal_events_appeal_id'))
+
+    op.drop_table('appeal_events')
+    with op.batch_alter_table('unanswered_questions', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_unanswered_questions_created_at'))
+
+    op.drop_table('unanswered_questions')
     with op.batch_alter_table('messages', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_messages_conversation_id'))
 
     op.drop_table('messages')
+    with op.batch_alter_table('case_events', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_case_events_case_id'))
+
+    op.drop_table('case_events')
+    with op.batch_alter_table('appeals', schema=None) as batch_op:
+        batch_op.drop_index('uq_appeals_open_per_penalty', sqlite_where=sa.text("status IN ('pending', 'reviewing', 'need_more') AND penalty_id IS NOT NULL"), postgresql_where=sa.text("status IN ('pending', 'reviewing', 'need_more') AND penalty_id IS NOT NULL"))
+        batch_op.drop_index(batch_op.f('ix_appeals_number'))
+        batch_op.drop_index(batch_op.f('ix_appeals_merchant_id'))
+
+    op.drop_table('appeals')
+    with op.batch_alter_table('service_cases', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_service_cases_number'))
+        batch_op.drop_index('ix_service_cases_merchant_status')
+        batch_op.drop_index(batch_op.f('ix_service_cases_merchant_id'))
+
+    op.drop_table('service_cases')
+    with op.batch_alter_table('penalties', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_penalties_number'))
+        batch_op.drop_index(batch_op.f('ix_penalties_merchant_id'))
+
+    op.drop_table('penalties')
+    op.drop_table('hot_questions')
+    with op.batch_alter_table('faq_versions', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_faq_versions_faq_id'))
+
+    op.drop_table('faq_versions')
     with op.batch_alter_table('faq_questions', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_faq_questions_faq_id'))
 
@@ -97,6 +309,11 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_conversations_merchant_id'))
 
     op.drop_table('conversations')
+    with op.batch_alter_table('users', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_users_username'))
+
+    op.drop_table('users')
+    op.drop_table('synonyms')
     with op.batch_alter_table('merchants', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_merchants_code'))
 

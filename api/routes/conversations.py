@@ -1,0 +1,64 @@
+"""A merchant's conversations: history, feedback on answers, the closing rating."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, HTTPException
+from sqlalchemy import select
+
+from .. import crud, presenters, schemas
+from ..deps import MerchantDep, SessionDep
+from ..models import Conversation, ConversationMode, Feedback, Message, Sender, utcnow
+
+router = APIRouter(prefix="/api", tags=["conversations"])
+NOT_FOUND = "会话不存在"
+
+
+@router.get("/conversations", response_model=list[schemas.ConversationOut], summary="我的会话")
+def my_conversations(merchant: MerchantDep, db: SessionDep) -> list[schemas.ConversationOut]:
+    rows = db.scalars(select(Conversation).where(Conversation.merchant_id == merchant.id)
+                      .order_by(Conversation.id.desc()).limit(50))
+    return [presenters.conversation(c) for c in rows]
+
+
+@router.get("/conversations/{conversation_id}", response_model=schemas.ConversationDetail, summary="会话记录")
+def my_conversation(conversation_id: int, merchant: MerchantDep, db: SessionDep,
+                    after_id: int = 0) -> schemas.ConversationDetail:
+    conv = crud.get_conversation(db, merchant, conversation_id)
+    if conv is None:
+        raise HTTPException(status_code=404, detail=NOT_FOUND)
+    msgs = db.scalars(select(Message).where(Message.conversation_id == conv.id, Message.id > after_id)
+                      .order_by(Message.id).limit(500))
+    return schemas.ConversationDetail(**presenters.conversation(conv).model_dump(),
+                                      messages=[presenters.message(m) for m in msgs])
+
+
+@router.post("/messages/{message_id}/feedback", response_model=schemas.MessageOut, summary="回答有用/没用")
+def feedback(message_id: int, body: schemas.FeedbackIn, merchant: MerchantDep, db: SessionDep) -> schemas.MessageOut:
+    try:
+        value = Feedback(body.value)
+    except ValueError:
+        raise HTTPException(status_code=422, detail="评价只能是 useful（有用）或 useless（没用）") from None
+    msg = db.scalar(select(Message).join(Conversation).where(
+        Message.id == message_id, Conversation.merchant_id == merchant.id))
+    if msg is None:
+        raise HTTPException(status_code=404, detail="消息不存在")
+    if msg.sender != Sender.bot:
+        raise HTTPException(status_code=422, detail="只能评价助手的回答")
+    msg.feedback = value
+    db.commit()
+    return presenters.message(msg)
+
+
+@router.post("/conversations/{conversation_id}/rating", response_model=schemas.ConversationOut,
+             summary="结束会话并评价（1–5 分）")
+def rate(conversation_id: int, body: schemas.RatingIn, merchant: MerchantDep, db: SessionDep) -> schemas.ConversationOut:
+    conv = crud.get_conversation(db, merchant, conversation_id)
+    if conv is None:
+        raise HTTPException(status_code=404, detail=NOT_FOUND)
+    if conv.rating is not None:
+        raise HTTPException(status_code=409, detail="这次会话已经评价过了")
+    conv.rating, conv.rating_comment = body.rating, body.comment.strip()
+    if conv.mode != ConversationMode.closed:
+        conv.mode, conv.closed_at = ConversationMode.closed, utcnow()
+    db.commit()
+    return presenters.conversation(conv)
