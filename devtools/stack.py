@@ -136,6 +136,7 @@ class Stack:
         svc.proc = subprocess.Popen(
             svc.argv, cwd=REPO_ROOT, env=self.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL, start_new_session=True,  # its own process group: we stop it whole
+            preexec_fn=_die_with_parent,
         )
         svc.reader = threading.Thread(target=self._pump, args=(svc,), daemon=True, name=f"log-{svc.name}")
         svc.reader.start()
@@ -200,6 +201,16 @@ class Stack:
                 "rasa": s.rasa_url, "actions": s.action_server_url}
 
 
+def _die_with_parent() -> None:
+    """Linux: the child gets SIGTERM if the runner itself is killed, so nothing is left behind."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except OSError:
+        pass
+
+
 def _signal(proc: subprocess.Popen, sig: int) -> None:
     try:
         proc.send_signal(sig)
@@ -212,6 +223,20 @@ def _signal_group(proc: subprocess.Popen, sig: int) -> None:
         os.killpg(proc.pid, sig)
     except (ProcessLookupError, PermissionError):
         pass
+
+
+def demo_accounts(settings: Settings) -> str:
+    """The demo logins set-up created, and how to chat as a demo merchant from the shell."""
+    from api.seed import SEED_DIR, load_yaml
+
+    demo = load_yaml(SEED_DIR / "demo.yml")
+    staff = "\n".join(f"      {u['username']:<10} {u['role']:<10} {u['display_name']}" for u in demo["staff"])
+    shops = "、".join(f"{m['code']} {m['name']}" for m in demo["merchants"])
+    return (f"==> 演示账号（密码均为 {settings.demo_password}，POST {settings.api_url}/api/auth/login）：\n{staff}\n"
+            f"    演示商家：{shops}\n"
+            f"    以商家身份对话：TOKEN=$(.venv/app/bin/python -m devtools.token M10001)\n"
+            f"      curl -s {settings.api_url}/api/chat -H \"Authorization: Bearer $TOKEN\" "
+            f"-H 'Content-Type: application/json' -d '{{\"text\": \"保证金怎么退\"}}'")
 
 
 def main() -> int:
@@ -229,7 +254,9 @@ def main() -> int:
         print(f"\n==> 全部就绪（{time.monotonic() - t0:.0f} 秒）：", flush=True)
         print(f"    API           {urls['api']}\n    API 文档      {urls['docs']}\n"
               f"    健康检查      {urls['health']}\n    Rasa 服务     {urls['rasa']}\n"
-              f"    动作服务      {urls['actions']}\n    按 Ctrl-C 停止全部进程。\n", flush=True)
+              f"    动作服务      {urls['actions']}\n", flush=True)
+        print(demo_accounts(settings), flush=True)
+        print("    按 Ctrl-C 停止全部进程。\n", flush=True)
         stack.watch()
     except KeyboardInterrupt:
         print("\n==> 正在停止…", flush=True)
