@@ -1,23 +1,29 @@
-"""The knowledge base as the API serves it: the retriever, loaded in the background."""
+"""The knowledge base as the API serves it: the retriever, loaded in the background, kept on disk."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import threading
 import time
 from dataclasses import dataclass
 from functools import lru_cache
+from pathlib import Path
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from core.settings import Settings
-from knowledge_base import Embedder, FaqIndex, Result, Retriever
+from core.settings import REPO_ROOT, Settings
+from knowledge_base import Embedder, FaqIndex, Result, Retriever, Thresholds
+from knowledge_base.normalize import NORMALIZE_VERSION
 
 from . import crud
 from .models import Faq, FaqStatus
 from .services import faqs as faq_service
 
 log = logging.getLogger("api.kb")
+THRESHOLDS_FILE = REPO_ROOT / "data" / "kb_thresholds.json"
 
 
 @dataclass
@@ -26,12 +32,54 @@ class KbStatus:
     detail: str = ""
     model: str = ""
     load_seconds: float = 0.0
+    source: str = ""  # "disk" or "rebuilt"
 
 
 @lru_cache(maxsize=2)
 def load_embedder(path: str, prefix: str, threads: int) -> Embedder:
     """One model per process, however many apps (tests) ask for it."""
     return Embedder(path, prefix=prefix, threads=threads)
+
+
+def thresholds_for(model_name: str, path: Path = THRESHOLDS_FILE) -> Thresholds:
+    """The calibrated thresholds of this model (devtools.kb calibrate), or the defaults."""
+    try:
+        values = json.loads(path.read_text(encoding="utf-8"))[model_name]
+        return Thresholds(answer=values["answer"], margin=values["margin"], clarify=values["clarify"])
+    except (OSError, ValueError, KeyError):
+        return Thresholds()
+
+
+def data_fingerprint(db: Session, embedder: Embedder, synonyms: dict[str, str]) -> str:
+    """Changes whenever the indexed content would: model, normalisation, synonyms, published FAQ versions."""
+    h = hashlib.sha256()
+    h.update(f"{embedder.fingerprint}|{embedder.prefix}|{NORMALIZE_VERSION}|".encode())
+    h.update(json.dumps(sorted(synonyms.items()), ensure_ascii=False).encode())
+    rows = db.execute(select(Faq.id, Faq.version).where(Faq.status == FaqStatus.published).order_by(Faq.id))
+    for faq_id, version in rows:
+        h.update(f"{faq_id}:{version};".encode())
+    return h.hexdigest()[:20]
+
+
+def build_retriever(db: Session, embedder: Embedder, index_dir: Path, progress_factory=None,
+                    force: bool = False) -> tuple[Retriever, str]:
+    """The retriever over the published FAQs: from disk when it matches the data, else rebuilt and saved."""
+    synonyms = faq_service.synonyms(db)
+    fingerprint = data_fingerprint(db, embedder, synonyms)
+    thresholds = thresholds_for(embedder.name)
+    meta = FaqIndex.saved_meta(index_dir)
+    if not force and meta and meta.get("fingerprint") == fingerprint:
+        index, _ = FaqIndex.load(index_dir)
+        return Retriever(embedder, index, thresholds, synonyms=synonyms), "disk"
+    retriever = Retriever(embedder, FaqIndex(embedder.dim), thresholds, synonyms=synonyms)
+    faqs = crud.published_faqs(db)
+    total = sum(len(f.phrasings) for f in faqs)
+    progress = progress_factory(total) if progress_factory else None
+    retriever.index_many([(f.id, f.phrasings) for f in faqs], progress=progress)
+    if progress is not None:
+        progress.close()
+    retriever.index.save(index_dir, {"fingerprint": fingerprint, "model": embedder.name})
+    return retriever, "rebuilt"
 
 
 class KnowledgeBase:
@@ -44,17 +92,22 @@ class KnowledgeBase:
         self.retriever: Retriever | None = None
         self._thread: threading.Thread | None = None
         self._closing = threading.Event()
+        self._save_timer: threading.Timer | None = None
+        self._save_lock = threading.Lock()
 
     def start(self) -> None:
-        """Load the model and build the index without blocking the API's start."""
+        """Load the model and the index without blocking the API's start."""
         self._thread = threading.Thread(target=self._load, name="kb-loader", daemon=True)
         self._thread.start()
 
     def close(self, timeout: float = 60.0) -> None:
-        """Stop the loader before the database goes away."""
+        """Stop the loader and write pending index changes before the database goes away."""
         self._closing.set()
         if self._thread is not None:
             self._thread.join(timeout)
+        if self._save_timer is not None:
+            self._save_timer.cancel()
+            self._save()
 
     def wait_ready(self, timeout: float | None = None) -> bool:
         if self._thread is not None:
@@ -69,20 +122,14 @@ class KnowledgeBase:
             if self._closing.is_set():
                 return
             with self.sessions() as db:
-                retriever = Retriever(embedder, FaqIndex(embedder.dim), synonyms=faq_service.synonyms(db))
-                self._index_all(retriever, crud.published_faqs(db))
+                retriever, source = build_retriever(db, embedder, s.index_dir)
             self.retriever = retriever
-            self.status = KbStatus("ready", "", embedder.name, time.monotonic() - started)
-            log.info("knowledge base ready: %d FAQs, %d phrasings in %.1fs",
+            self.status = KbStatus("ready", "", embedder.name, time.monotonic() - started, source)
+            log.info("knowledge base ready (%s): %d FAQs, %d phrasings in %.1fs", source,
                      retriever.index.faq_count, len(retriever.index), self.status.load_seconds)
         except Exception as exc:  # reported by /healthz; the API keeps running
             log.exception("knowledge base failed to load")
             self.status = KbStatus("error", str(exc), self.settings.model_path)
-
-    @staticmethod
-    def _index_all(retriever: Retriever, faqs: list) -> None:
-        for faq in faqs:
-            retriever.index_faq(faq.id, faq.phrasings)
 
     def refresh_faq(self, faq_id: int) -> None:
         """Bring one FAQ's entry in the index in line with the database (incremental, no rebuild)."""
@@ -94,6 +141,7 @@ class KnowledgeBase:
                 self.retriever.index_faq(faq.id, faq.phrasings)
             else:
                 self.retriever.remove_faq(faq_id)
+        self._schedule_save()
 
     def set_synonyms(self, table: dict[str, str]) -> None:
         """New synonyms change how every phrasing reads: re-embed all, then swap the index in at once."""
@@ -102,8 +150,30 @@ class KnowledgeBase:
             return
         fresh = Retriever(current.embedder, FaqIndex(current.embedder.dim), current.thresholds, synonyms=table)
         with self.sessions() as db:
-            self._index_all(fresh, crud.published_faqs(db))
+            fresh.index_many([(f.id, f.phrasings) for f in crud.published_faqs(db)])
         self.retriever = fresh
+        self._schedule_save()
+
+    def _schedule_save(self, delay: float = 2.0) -> None:
+        """Persist the index a moment after the last edit (edits come in bursts)."""
+        with self._save_lock:
+            if self._save_timer is not None:
+                self._save_timer.cancel()
+            self._save_timer = threading.Timer(delay, self._save)
+            self._save_timer.daemon = True
+            self._save_timer.start()
+
+    def _save(self) -> None:
+        retriever = self.retriever
+        if retriever is None:
+            return
+        try:
+            with self.sessions() as db:  # fingerprint first: a later edit makes it stale, never the reverse
+                fingerprint = data_fingerprint(db, retriever.embedder, dict(retriever.synonyms))
+            retriever.index.save(self.settings.index_dir, {"fingerprint": fingerprint,
+                                                           "model": retriever.embedder.name})
+        except Exception:
+            log.exception("could not save the index; it will be rebuilt at the next start")
 
     def search(self, text: str, k: int = 5) -> Result:
         if self.retriever is None:
@@ -119,7 +189,7 @@ class KnowledgeBase:
             index = {"status": self.status.state}
         else:
             index = {"status": "ok", "faqs": self.retriever.index.faq_count,
-                     "phrasings": len(self.retriever.index)}
+                     "phrasings": len(self.retriever.index), "source": self.status.source}
         return {"model": model, "index": index}
 
 

@@ -114,6 +114,9 @@ def prepare(settings: Settings, skip_rasa: bool = False) -> None:
     settings.var_dir.mkdir(parents=True, exist_ok=True)
     ensure_model(settings)
     ensure_database(settings.sqlalchemy_url)
+    from .kb import ensure_index
+
+    ensure_index(settings)
     if not skip_rasa:
         ensure_rasa_model(settings)
 

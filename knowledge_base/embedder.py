@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 from pathlib import Path
 
@@ -34,6 +35,7 @@ class Embedder:
         self.model = SentenceTransformer(str(path), device="cpu", local_files_only=True)
         self.prefix = prefix
         self.name = path.name
+        self.fingerprint = _folder_fingerprint(path)
         dim = getattr(self.model, "get_embedding_dimension", None) or self.model.get_sentence_embedding_dimension
         self.dim = int(dim())
 
@@ -45,3 +47,10 @@ class Embedder:
             normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False,
         )
         return np.ascontiguousarray(vectors, dtype=np.float32)
+
+
+def _folder_fingerprint(path: Path) -> str:
+    """Identifies the model's weights cheaply: names, sizes and modification times of its files."""
+    parts = sorted(f"{p.relative_to(path)}:{p.stat().st_size}:{int(p.stat().st_mtime)}"
+                   for p in path.rglob("*") if p.is_file())
+    return hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]

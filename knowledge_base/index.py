@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
+import os
 import threading
 from dataclasses import dataclass
+from pathlib import Path
 
 import faiss
 import numpy as np
@@ -68,6 +71,45 @@ class FaqIndex:
         for vid in ids:
             self._vec_faq.pop(vid, None)
             self._vec_text.pop(vid, None)
+
+    def save(self, folder: Path, meta: dict) -> None:
+        """Write the index and its metadata; the folder is replaced whole (readers never see half of it)."""
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        tmp = folder.with_name(folder.name + f".tmp{os.getpid()}")
+        tmp.mkdir(parents=True, exist_ok=True)
+        with self._lock:
+            faiss.write_index(self._index, str(tmp / "index.faiss"))
+            state = {"dim": self.dim, "next_id": self._next_id, "meta": meta,
+                     "faqs": {str(f): ids for f, ids in self._by_faq.items()},
+                     "texts": {str(v): t for v, t in self._vec_text.items()}}
+        (tmp / "index.json").write_text(json.dumps(state, ensure_ascii=False), encoding="utf-8")
+        old = folder.with_name(folder.name + f".old{os.getpid()}")
+        if folder.exists():
+            folder.rename(old)
+        tmp.rename(folder)
+        if old.exists():
+            for f in old.iterdir():
+                f.unlink()
+            old.rmdir()
+
+    @classmethod
+    def load(cls, folder: Path) -> tuple[FaqIndex, dict]:
+        """An index saved by :meth:`save`, and the metadata saved with it."""
+        state = json.loads((folder / "index.json").read_text(encoding="utf-8"))
+        index = cls(state["dim"])
+        index._index = faiss.read_index(str(folder / "index.faiss"))
+        index._next_id = state["next_id"]
+        index._by_faq = {int(f): ids for f, ids in state["faqs"].items()}
+        index._vec_faq = {v: f for f, ids in index._by_faq.items() for v in ids}
+        index._vec_text = {int(v): t for v, t in state["texts"].items()}
+        return index, state["meta"]
+
+    @staticmethod
+    def saved_meta(folder: Path) -> dict | None:
+        try:
+            return json.loads((folder / "index.json").read_text(encoding="utf-8"))["meta"]
+        except (OSError, ValueError, KeyError):
+            return None
 
     def search(self, vector: np.ndarray, k: int = 5) -> list[Hit]:
         """The best ``k`` FAQs for ``vector``, each scored by its closest phrasing."""

@@ -12,6 +12,7 @@ import unicodedata
 from collections.abc import Mapping
 from functools import lru_cache
 
+NORMALIZE_VERSION = 1  # bump when normalize() changes what it returns: saved indexes are rebuilt
 _SPACES = re.compile(r"\s+")
 
 

@@ -6,6 +6,8 @@ import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from .embedder import Embedder
 from .index import FaqIndex, Hit
 from .normalize import normalize
@@ -51,6 +53,24 @@ class Retriever:
         texts = [t for t in (self.prepare(p) for p in phrasings) if t]
         self.index.replace_faq(faq_id, texts, self.embedder.encode(texts))
 
+    def index_many(self, faqs: list[tuple[int, list[str]]], progress=None, batch_size: int = 64) -> None:
+        """Index many FAQs, embedding their phrasings in large batches (for rebuilds).
+
+        ``progress`` (e.g. a tqdm bar) is advanced by the number of phrasings embedded.
+        """
+        prepared = [(faq_id, [t for t in (self.prepare(p) for p in phrasings) if t]) for faq_id, phrasings in faqs]
+        texts = [t for _, ts in prepared for t in ts]
+        vectors = []
+        for start in range(0, len(texts), batch_size):
+            vectors.append(self.embedder.encode(texts[start:start + batch_size], batch_size=batch_size))
+            if progress is not None:
+                progress.update(min(batch_size, len(texts) - start))
+        matrix = np.concatenate(vectors) if vectors else np.zeros((0, self.embedder.dim), dtype=np.float32)
+        offset = 0
+        for faq_id, ts in prepared:
+            self.index.replace_faq(faq_id, ts, matrix[offset:offset + len(ts)])
+            offset += len(ts)
+
     def remove_faq(self, faq_id: int) -> None:
         self.index.remove_faq(faq_id)
 
@@ -59,10 +79,12 @@ class Retriever:
         if not normalized:
             return Result(Decision.no_answer, text, normalized)
         hits = self.index.search(self.embedder.encode([normalized])[0], k=k)
-        return Result(self.decide(hits), text, normalized, hits)
+        return Result(self.decide(hits, normalized), text, normalized, hits)
 
-    def decide(self, hits: list[Hit]) -> Decision:
+    def decide(self, hits: list[Hit], normalized: str = "") -> Decision:
         t = self.thresholds
+        if hits and normalized and hits[0].phrasing == normalized:
+            return Decision.answer  # the merchant typed one of the FAQ's own phrasings
         if not hits or hits[0].score < t.clarify:
             return Decision.no_answer
         runner_up = hits[1].score if len(hits) > 1 else -1.0

@@ -58,3 +58,18 @@ def test_concurrent_searches_never_see_half_an_faq():
         stop.set()
         t.join()
     assert set(seen) == {5}
+
+
+def test_save_and_load_give_the_same_answers(tmp_path):
+    idx = FaqIndex(3)
+    idx.replace_faq(7, ["甲", "乙"], np.stack([unit([1, 0, 0]), unit([0, 1, 0])]))
+    idx.replace_faq(9, ["丙"], np.stack([unit([0, 0, 1])]))
+    idx.remove_faq(9)
+    idx.replace_faq(9, ["丁"], np.stack([unit([0, 0.2, 1])]))
+    idx.save(tmp_path / "index", {"fingerprint": "abc"})
+    loaded, meta = FaqIndex.load(tmp_path / "index")
+    assert meta == {"fingerprint": "abc"} and FaqIndex.saved_meta(tmp_path / "index") == meta
+    for q in ([1, 0.1, 0], [0, 0.1, 1]):
+        assert loaded.search(unit(q)) == idx.search(unit(q))
+    loaded.replace_faq(11, ["戊"], np.stack([unit([1, 1, 1])]))  # ids keep counting after a load
+    assert len(loaded) == 4 and loaded.faq_count == 3

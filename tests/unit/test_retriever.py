@@ -49,3 +49,11 @@ def test_incremental_update_reaches_search(retriever):
     finally:
         retriever.remove_faq(999)
     assert all(h.faq_id != 999 for h in retriever.search("怎么更换店铺装修模板").hits)
+
+
+def test_typing_an_faq_phrasing_exactly_is_always_answered(retriever):
+    from api.seed import read_seed_faqs
+
+    for i, faq in enumerate(read_seed_faqs()[:20]):
+        result = retriever.search(faq["similar"][0])
+        assert result.decision == Decision.answer and result.hits[0].faq_id == i

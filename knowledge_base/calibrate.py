@@ -1,0 +1,139 @@
+"""Choose the answer / clarify thresholds from phrasings the index has not seen.
+
+In-scope evidence comes from leave-one-out over the knowledge base itself: each
+similar question is scored against every *other* phrasing (its own vector left
+out), as if a merchant had typed it.  Out-of-scope evidence comes from a
+calibration list of questions the knowledge base does not cover (kept apart
+from the benchmark's test questions).  A grid search then picks the thresholds
+with the best utility: a right answer earns 1, a right "您是想问" (the FAQ in
+the top 3) earns 0.5, a wrong answer costs 2, an out-of-scope question answered
+costs 2 and one sent to "您是想问" costs 0.3.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from .embedder import Embedder
+from .normalize import normalize
+from .retriever import Thresholds
+
+REWARD = {"right_answer": 1.0, "right_clarify": 0.5, "wrong_answer": -2.0, "oos_answer": -2.0, "oos_clarify": -0.3}
+
+
+@dataclass
+class Probe:
+    """The top scores one calibration question got: gold FAQ (None: out of scope), best FAQs and scores."""
+
+    gold: int | None
+    faqs: list[int]
+    scores: list[float]
+
+
+@dataclass
+class Outcome:
+    utility: float
+    right_answer: float
+    wrong_answer: float
+    clarify: float
+    right_in_clarify: float
+    oos_answer: float
+    oos_clarify: float
+
+
+def _best_per_faq(scores: np.ndarray, owners: np.ndarray, k: int = 3) -> tuple[list[int], list[float]]:
+    order = np.argsort(-scores)
+    faqs: list[int] = []
+    best: list[float] = []
+    for i in order:
+        if scores[i] == -np.inf:
+            break
+        f = int(owners[i])
+        if f not in faqs:
+            faqs.append(f)
+            best.append(float(scores[i]))
+            if len(faqs) == k:
+                break
+    return faqs, best
+
+
+def probes(embedder: Embedder, faqs: list[tuple[int, list[str]]], out_of_scope: list[str],
+           synonyms: dict[str, str] | None = None) -> list[Probe]:
+    """Leave-one-out probes for every similar question, plus one probe per out-of-scope question."""
+    texts, owners, is_similar = [], [], []
+    for faq_id, phrasings in faqs:
+        for n, p in enumerate(phrasings):
+            t = normalize(p, synonyms)
+            if t:
+                texts.append(t)
+                owners.append(faq_id)
+                is_similar.append(n > 0)
+    owner_arr = np.asarray(owners)
+    vectors = embedder.encode(texts)
+    result: list[Probe] = []
+    for i in range(len(texts)):
+        if not is_similar[i]:
+            continue
+        scores = vectors @ vectors[i]
+        scores[i] = -np.inf  # the question itself is not in the index
+        same = np.flatnonzero((owner_arr == owners[i]) & np.asarray([t == texts[i] for t in texts]))
+        scores[same] = -np.inf
+        result.append(Probe(owners[i], *_best_per_faq(scores, owner_arr)))
+    oos_texts = [t for t in (normalize(q, synonyms) for q in out_of_scope) if t]
+    for v in embedder.encode(oos_texts):
+        result.append(Probe(None, *_best_per_faq(vectors @ v, owner_arr)))
+    return result
+
+
+class ProbeSet:
+    """The probes as arrays, so that thousands of threshold settings are scored quickly."""
+
+    def __init__(self, items: list[Probe]):
+        self.top1 = np.array([p.scores[0] if p.scores else -1.0 for p in items])
+        self.top2 = np.array([p.scores[1] if len(p.scores) > 1 else -1.0 for p in items])
+        self.oos = np.array([p.gold is None for p in items])
+        self.right1 = np.array([p.gold is not None and bool(p.faqs) and p.faqs[0] == p.gold for p in items])
+        self.right3 = np.array([p.gold is not None and p.gold in p.faqs[:3] for p in items])
+        self.n_in = max(int((~self.oos).sum()), 1)
+        self.n_out = max(int(self.oos.sum()), 1)
+
+    def evaluate(self, t: Thresholds) -> Outcome:
+        shown = self.top1 >= t.clarify
+        answered = shown & (self.top1 >= t.answer) & (self.top1 - self.top2 >= t.margin)
+        clarified = shown & ~answered
+        inscope = ~self.oos
+        right_answer = (answered & self.right1).sum() / self.n_in
+        wrong_answer = (answered & inscope & ~self.right1).sum() / self.n_in
+        clarify = (clarified & inscope).sum() / self.n_in
+        right_in_clarify = (clarified & self.right3).sum() / self.n_in
+        oos_answer = (answered & self.oos).sum() / self.n_out
+        oos_clarify = (clarified & self.oos).sum() / self.n_out
+        utility = (REWARD["right_answer"] * right_answer + REWARD["right_clarify"] * right_in_clarify
+                   + REWARD["wrong_answer"] * wrong_answer + REWARD["oos_answer"] * oos_answer
+                   + REWARD["oos_clarify"] * oos_clarify)
+        return Outcome(float(utility), float(right_answer), float(wrong_answer), float(clarify),
+                       float(right_in_clarify), float(oos_answer), float(oos_clarify))
+
+
+def choose(items: list[Probe]) -> tuple[Thresholds, Outcome]:
+    """The thresholds with the best utility on the probes."""
+    probe_set = ProbeSet(items)
+    best: tuple[Thresholds, Outcome] | None = None
+    grid = np.round(np.arange(0.70, 0.995, 0.005), 3)
+    for answer in grid:
+        for margin in (0.0, 0.005, 0.01, 0.015, 0.02, 0.03, 0.04):
+            for clarify in grid[grid <= answer]:
+                t = Thresholds(answer=float(answer), margin=margin, clarify=float(clarify))
+                outcome = probe_set.evaluate(t)
+                if best is None or outcome.utility > best[1].utility:
+                    best = (t, outcome)
+    assert best is not None
+    return best
+
+
+def report(t: Thresholds, o: Outcome, n_in: int, n_out: int) -> dict:
+    return {"answer": t.answer, "margin": t.margin, "clarify": t.clarify,
+            "calibration": {"in_scope_probes": n_in, "out_of_scope_probes": n_out,
+                            **{k: round(v, 4) for k, v in asdict(o).items()}}}
