@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+import re
+import unicodedata
+from datetime import UTC, datetime, timedelta, timezone
+
 from rasa_sdk import Tracker
 
-SERVICE_DOWN = "抱歉，系统暂时出了点问题，我现在查不到相关信息。请稍后再试，或联系人工客服。"
+SERVICE_DOWN = "抱歉，系统暂时出了点问题，我现在查不到相关信息。请稍后再试，或点「转人工」联系客服。"
+HUMAN_BUTTON = {"title": "转人工", "payload": "/request_human"}
+CHINA = timezone(timedelta(hours=8))
+_NUMBER = re.compile(r"(GD|SS|CF)\s*-?\s*(\d{6,20})", re.IGNORECASE)
 
 
 def merchant_id(tracker: Tracker) -> str | None:
@@ -12,3 +19,30 @@ def merchant_id(tracker: Tracker) -> str | None:
     metadata = tracker.latest_message.get("metadata") or {}
     value = metadata.get("merchant_id")
     return str(value) if value else None
+
+
+def conversation_id(tracker: Tracker) -> int | None:
+    value = (tracker.latest_message.get("metadata") or {}).get("conversation_id")
+    try:
+        return int(value) if value is not None else None
+    except (TypeError, ValueError):
+        return None
+
+
+def numbers_in(text: str, prefix: str | None = None) -> list[str]:
+    """Case (GD), appeal (SS) and penalty (CF) numbers in a message, full width and lower case accepted."""
+    found = [m.group(1).upper() + m.group(2) for m in _NUMBER.finditer(unicodedata.normalize("NFKC", text or ""))]
+    return [n for n in found if prefix is None or n.startswith(prefix)]
+
+
+def china_time(value: str | None, with_time: bool = True) -> str:
+    """An API timestamp as merchants read it (Beijing time)."""
+    if not value:
+        return ""
+    try:
+        dt = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return value
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=UTC)
+    return dt.astimezone(CHINA).strftime("%m月%d日 %H:%M" if with_time else "%m月%d日")

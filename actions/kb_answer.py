@@ -1,4 +1,4 @@
-"""Answer a business question from the knowledge base."""
+"""Answer a business question from the knowledge base: answer, "您是想问…", or no answer."""
 
 from __future__ import annotations
 
@@ -6,19 +6,27 @@ import logging
 from typing import Any
 
 from rasa_sdk import Action, Tracker
+from rasa_sdk.events import FollowupAction, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
 from .api_client import ApiClient, ApiError, ServiceUnavailableError
-from .common import SERVICE_DOWN, merchant_id
+from .common import HUMAN_BUTTON, SERVICE_DOWN, conversation_id, merchant_id
 
 log = logging.getLogger(__name__)
 
 NO_ANSWER = "抱歉，这个问题我暂时回答不了。您可以换个说法再问一次，比如说清楚是保证金、提现、发票还是申诉方面的问题。"
 CLARIFY = "您是想问以下哪个问题？"
+LINKED_ACTIONS = {  # an FAQ's linked self-service action → the button that starts it
+    "check_progress": {"title": "查询进度", "payload": "/check_progress"},
+    "file_appeal": {"title": "我要申诉", "payload": "/file_appeal"},
+    "list_my_cases": {"title": "我的工单", "payload": "/list_my_cases"},
+    "request_human": HUMAN_BUTTON,
+}
+MISUNDERSTANDINGS_BEFORE_HANDOFF = 2
 
 
 def _faq_entity(tracker: Tracker) -> int | None:
-    """A FAQ id chosen from a "您是想问" button (``/ask_question{"faq_id": "12"}``)."""
+    """A FAQ id chosen from a "您是想问" or hot-question button (``/ask_question{"faq_id": "12"}``)."""
     for entity in tracker.latest_message.get("entities") or []:
         if entity.get("entity") == "faq_id":
             try:
@@ -36,36 +44,39 @@ class ActionAnswerQuestion(Action):
         self.api = api or ApiClient()
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]) -> list:
+        misunderstood = float(tracker.get_slot("misunderstandings") or 0)
         try:
             chosen = _faq_entity(tracker)
             if chosen is not None:
                 faq = await self.api.get_faq(chosen)
                 if faq is None:
                     dispatcher.utter_message(text=NO_ANSWER)
-                else:
-                    self._answer(dispatcher, faq)
-                return []
-            metadata = tracker.latest_message.get("metadata") or {}
+                    return []
+                self._answer(dispatcher, faq)
+                return [SlotSet("misunderstandings", 0)]
             result = await self.api.search_kb(tracker.latest_message.get("text") or "", merchant_id(tracker),
-                                              metadata.get("conversation_id"))
-        except (ServiceUnavailableError, ApiError, KeyError, ValueError) as exc:  # never leave the merchant without a reply
+                                              conversation_id(tracker))
+        except (ServiceUnavailableError, ApiError, KeyError, ValueError) as exc:  # never leave the merchant waiting
             log.warning("knowledge base unavailable: %s", exc)
-            dispatcher.utter_message(text=SERVICE_DOWN)
+            dispatcher.utter_message(text=SERVICE_DOWN, buttons=[HUMAN_BUTTON])
             return []
 
         decision, hits = result["decision"], result["hits"]
         if decision == "answer":
             self._answer(dispatcher, hits[0])
-        elif decision == "clarify":
-            buttons = [
-                {"title": h["question"], "payload": f'/ask_question{{"faq_id": "{h["faq_id"]}"}}'}
-                for h in hits[:3]
-            ]
-            dispatcher.utter_message(text=CLARIFY, buttons=buttons)
+            return [SlotSet("misunderstandings", 0)]
+        if misunderstood + 1 >= MISUNDERSTANDINGS_BEFORE_HANDOFF:
+            return [SlotSet("misunderstandings", 0), FollowupAction("action_handoff")]
+        if decision == "clarify":
+            buttons = [{"title": h["question"], "payload": f'/ask_question{{"faq_id": "{h["faq_id"]}"}}'}
+                       for h in hits[:3]]
+            dispatcher.utter_message(text=CLARIFY, buttons=[*buttons, {"title": "都不是", "payload": "/request_human"}])
         else:
-            dispatcher.utter_message(text=NO_ANSWER)
-        return []
+            dispatcher.utter_message(text=NO_ANSWER, buttons=[HUMAN_BUTTON])
+        return [SlotSet("misunderstandings", misunderstood + 1)]
 
     @staticmethod
     def _answer(dispatcher: CollectingDispatcher, faq: dict) -> None:
-        dispatcher.utter_message(text=faq["answer"])
+        buttons = [LINKED_ACTIONS[faq["action"]]] if faq.get("action") in LINKED_ACTIONS else []
+        dispatcher.utter_message(text=faq["answer"], buttons=buttons,
+                                 json_message={"type": "faq_answer", "faq_id": faq["faq_id"], "feedback": True})

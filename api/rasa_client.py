@@ -36,3 +36,15 @@ class RasaClient:
         )
         resp.raise_for_status()
         return resp.json()
+
+    async def resume(self, sender_id: str) -> None:
+        """Hand a paused conversation back to the bot (resume, then listen: a bare resume pauses again)."""
+        events = [{"event": "resume"}, {"event": "action", "name": "action_listen"}]
+        try:
+            resp = await self.client.post(
+                f"{self.settings.rasa_url}/conversations/{sender_id}/tracker/events",
+                params={"token": self.settings.rasa_token}, json=events, timeout=self.settings.rasa_timeout_s,
+            )
+            resp.raise_for_status()
+        except httpx.HTTPError as exc:
+            raise RasaUnavailableError(str(exc) or type(exc).__name__) from exc

@@ -18,6 +18,7 @@ class Button(BaseModel):
 
 
 class BotMessage(BaseModel):
+    id: int | None = None
     sender: str = "bot"
     text: str = ""
     buttons: list[Button] = []
@@ -26,6 +27,7 @@ class BotMessage(BaseModel):
 
 class ChatResponse(BaseModel):
     conversation_id: int
+    mode: str = "bot"
     messages: list[BotMessage]
 
 
@@ -42,6 +44,7 @@ class KbHit(BaseModel):
     question: str
     answer: str
     category: str
+    action: str | None = None
     score: float
 
 

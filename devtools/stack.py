@@ -192,6 +192,31 @@ class Stack:
             if svc.proc is not None:
                 _signal_group(svc.proc, signal.SIGKILL)
 
+    def service(self, name: str) -> Service:
+        return next(s for s in self.services if s.name == name)
+
+    def stop_service(self, name: str) -> None:
+        """Stop one process (tests use it to see how the others cope)."""
+        svc = self.service(name)
+        if svc.proc is not None and svc.proc.poll() is None:
+            _signal(svc.proc, signal.SIGTERM)
+            try:
+                svc.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                _signal_group(svc.proc, signal.SIGKILL)
+                svc.proc.wait(timeout=5)
+        if svc.proc is not None:
+            _signal_group(svc.proc, signal.SIGKILL)
+
+    def start_service(self, name: str, timeout: float = 120.0) -> None:
+        svc = self.service(name)
+        self._spawn(svc)
+        deadline = time.monotonic() + timeout
+        while not svc.check():
+            if svc.proc.poll() is not None or time.monotonic() > deadline:
+                raise StackError(name, "重启失败", list(svc.tail))
+            time.sleep(0.3)
+
     def pids(self) -> dict[str, int]:
         return {s.name: s.proc.pid for s in self.services if s.proc is not None}
 

@@ -12,6 +12,7 @@ from ..schemas import BotMessage, Button, ChatRequest, ChatResponse
 
 router = APIRouter(prefix="/api", tags=["chat"])
 
+NO_REPLY = "抱歉，我暂时没能处理您的消息，请稍后再试；着急的话可以点「转人工」。"
 BOT_DOWN = "抱歉，智能助手暂时无法回复，您的消息已保存。请稍后再试，或点击「转人工」联系客服。"
 
 
@@ -46,8 +47,8 @@ async def chat(body: ChatRequest, merchant: MerchantDep, db: SessionDep, rasa: R
     crud.add_message(db, conv, Sender.merchant, text)
     db.commit()  # the merchant's message is kept whatever happens next
 
-    if conv.mode != ConversationMode.bot:
-        return ChatResponse(conversation_id=conv.id, messages=[])
+    if conv.mode != ConversationMode.bot:  # a person owns the conversation: the message waits for them
+        return ChatResponse(conversation_id=conv.id, mode=conv.mode.value, messages=[])
     metadata = {"merchant_id": merchant.code, "conversation_id": conv.id}
     try:
         raw_replies = await rasa.send(f"conv-{conv.id}", text, metadata)
@@ -56,7 +57,11 @@ async def chat(body: ChatRequest, merchant: MerchantDep, db: SessionDep, rasa: R
         db.commit()
         raise HTTPException(status_code=503, detail=BOT_DOWN) from None
     replies = [to_bot_message(r) for r in raw_replies]
+    db.refresh(conv)  # an action (handoff) may have changed the mode meanwhile
+    if not replies and conv.mode == ConversationMode.bot:  # e.g. the action server is down: never silence
+        replies = [BotMessage(text=NO_REPLY, buttons=[Button(title="转人工", payload="/request_human")])]
     for reply in replies:
-        crud.add_message(db, conv, Sender.bot, reply.text, reply.model_dump(exclude={"sender", "text"}))
+        stored = crud.add_message(db, conv, Sender.bot, reply.text, reply.model_dump(exclude={"sender", "text", "id"}))
+        reply.id = stored.id
     db.commit()
-    return ChatResponse(conversation_id=conv.id, messages=replies)
+    return ChatResponse(conversation_id=conv.id, mode=conv.mode.value, messages=replies)

@@ -20,6 +20,14 @@ def my_conversations(merchant: MerchantDep, db: SessionDep) -> list[schemas.Conv
     return [presenters.conversation(c) for c in rows]
 
 
+@router.post("/conversations", response_model=schemas.ConversationOut, status_code=201, summary="开始新会话")
+def new_conversation(merchant: MerchantDep, db: SessionDep) -> schemas.ConversationOut:
+    conv = Conversation(merchant_id=merchant.id, mode=ConversationMode.bot)
+    db.add(conv)
+    db.commit()
+    return presenters.conversation(conv)
+
+
 @router.get("/conversations/{conversation_id}", response_model=schemas.ConversationDetail, summary="会话记录")
 def my_conversation(conversation_id: int, merchant: MerchantDep, db: SessionDep,
                     after_id: int = 0) -> schemas.ConversationDetail:

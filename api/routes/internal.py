@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Depends, Header, HTTPException
+from pydantic import BaseModel, Field
 
 from .. import crud
 from ..deps import KbDep, SessionDep, require_internal_token
 from ..kb_service import KbUnavailableError
-from ..models import FaqStatus
+from ..models import ConversationMode, FaqStatus, Sender
 from ..schemas import KbHit, KbSearchRequest, KbSearchResponse
 from ..services import faqs as faq_service
 
@@ -29,7 +30,8 @@ def kb_search(body: KbSearchRequest, kb: KbDep, db: SessionDep,
         db.commit()
     faqs = crud.get_faqs(db, [h.faq_id for h in result.hits])
     hits = [
-        KbHit(faq_id=h.faq_id, key=f.key, question=f.question, answer=f.answer, category=f.category, score=h.score)
+        KbHit(faq_id=h.faq_id, key=f.key, question=f.question, answer=f.answer, category=f.category,
+              action=f.action, score=h.score)
         for h in result.hits
         if (f := faqs.get(h.faq_id)) is not None
     ]
@@ -42,4 +44,21 @@ def kb_faq(faq_id: int, db: SessionDep) -> KbHit:
     if faq is None or faq.status != FaqStatus.published:
         raise HTTPException(status_code=404, detail="FAQ 不存在或未发布")
     return KbHit(faq_id=faq.id, key=faq.key, question=faq.question, answer=faq.answer,
-                 category=faq.category, score=1.0)
+                 category=faq.category, action=faq.action, score=1.0)
+
+
+class HandoffIn(BaseModel):
+    reason: str = Field(default="", max_length=200)
+
+
+@router.post("/conversations/{conversation_id}/handoff", summary="转人工：会话进入客服队列")
+def handoff(conversation_id: int, body: HandoffIn, db: SessionDep, x_merchant_id: str = Header(default="")) -> dict:
+    merchant = crud.get_merchant_by_code(db, x_merchant_id.strip())
+    conv = crud.get_conversation(db, merchant, conversation_id) if merchant else None
+    if conv is None:
+        raise HTTPException(status_code=404, detail="会话不存在")
+    if conv.mode in (ConversationMode.bot, ConversationMode.closed):
+        conv.mode = ConversationMode.waiting_agent
+        crud.add_message(db, conv, Sender.system, f"已转人工：{body.reason or '商家要求'}")
+        db.commit()
+    return {"conversation_id": conv.id, "mode": conv.mode.value}

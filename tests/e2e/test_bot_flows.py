@@ -1,0 +1,179 @@
+"""The bot's flows through the real stack: progress lookup, filing and withdrawing appeals, handoff."""
+
+from __future__ import annotations
+
+import pytest
+
+from ..conftest import merchant_headers
+
+pytestmark = pytest.mark.e2e
+
+
+class Chat:
+    """One merchant in one fresh conversation."""
+
+    def __init__(self, api, merchant: str = "M10001"):
+        self.api, self.merchant = api, merchant
+        self.headers = merchant_headers(api.stack_settings, merchant)
+        resp = api.post("/api/conversations", headers=self.headers)
+        assert resp.status_code == 201, resp.text
+        self.id = resp.json()["id"]
+
+    def say(self, text: str) -> dict:
+        resp = self.api.post("/api/chat", json={"text": text, "conversation_id": self.id}, headers=self.headers)
+        assert resp.status_code == 200, resp.text
+        return resp.json()
+
+    def text(self, text: str) -> str:
+        return "\n".join(m["text"] for m in self.say(text)["messages"])
+
+    def buttons(self, body: dict) -> list[dict]:
+        return [b for m in body["messages"] for b in m["buttons"]]
+
+    def press(self, body: dict, title_part: str) -> dict:
+        button = next(b for b in self.buttons(body) if title_part in b["title"])
+        return self.say(button["payload"])
+
+    def get(self, path: str) -> dict | list:
+        return self.api.get(path, headers=self.headers).json()
+
+
+def joined(body: dict) -> str:
+    return "\n".join(m["text"] for m in body["messages"])
+
+
+# --------------------------------------------------------------------------- progress lookup
+
+
+def test_a_number_in_the_message_is_looked_up_at_once(api):
+    text = Chat(api).text("帮我查下工单 gd2611180001 到哪一步了")
+    assert "GD2611180001" in text and "处理中" in text
+    assert "已联系结算银行核查" in text and "预计完成时间" in text
+
+
+def test_without_a_number_the_bot_lists_open_cases_and_appeals_as_buttons(api):
+    chat = Chat(api)
+    body = chat.say("查一下我的进度")
+    titles = [b["title"] for b in chat.buttons(body)]
+    assert any(t.startswith("GD2611180001") for t in titles)
+    assert any(t.startswith("SS2611160001") for t in titles)
+    assert not any("GD2611100002" in t for t in titles)  # resolved cases are not offered
+    detail = joined(chat.press(body, "SS2611160001"))
+    assert "需补充材料" in detail and "预计审核完成" in detail
+
+
+def test_a_wrong_number_and_another_merchants_number_get_the_same_polite_answer(api):
+    chat = Chat(api)
+    missing = chat.text("工单 GD2699999999 的进度")
+    theirs = chat.text("工单 GD2611190004 的进度")  # M10002's case
+    assert "查不到" in missing
+    assert theirs == missing.replace("GD2699999999", "GD2611190004")
+    assert "货款" not in theirs  # nothing of the other shop's case leaks
+
+
+# --------------------------------------------------------------------------- appeals
+
+
+def test_filing_an_appeal_step_by_step(api):
+    chat = Chat(api)
+    body = chat.say("我要申诉")
+    titles = [b["title"] for b in chat.buttons(body)]
+    assert any("CF2611200003" in t for t in titles)
+    assert not any("CF2611010002" in t for t in titles)  # past its deadline
+    assert not any("CF2611150001" in t for t in titles)  # already has an open appeal
+    body = chat.press(body, "CF2611200003")
+    assert "理由" in joined(body)
+    body = chat.press(body, "第三方原因")
+    assert "说明" in joined(body)
+    body = chat.say("物流单号是快递员录入时写错了一位，快递公司已经出具了更正说明")
+    assert "请确认" in joined(body) and "CF2611200003" in joined(body)
+    body = chat.press(body, "确认提交")
+    reply = body["messages"][0]
+    assert "申诉已提交" in reply["text"]
+    assert reply["custom"]["type"] == "evidence_upload"
+    number = reply["custom"]["appeal_number"]
+    appeal = chat.get(f"/api/appeals/{number}")
+    assert appeal["penalty_number"] == "CF2611200003" and appeal["reason"] == "third_party"
+    assert appeal["status"] == "pending"
+    again = chat.say("我还要申诉")
+    assert "CF2611200003" not in joined(again)  # now blocked: one open appeal per penalty
+
+
+def test_an_invalid_answer_is_explained_and_the_merchant_can_stop(api):
+    chat = Chat(api, "M10003")
+    body = chat.say("这个判罚我不服，我要申诉")
+    body = chat.press(body, "CF2611210006")
+    body = chat.press(body, "判罚有误")
+    short = chat.text("不对")
+    assert "太短" in short
+    stopped = chat.text("算了，不申诉了")
+    assert "没有提交" in stopped
+    assert chat.get("/api/appeals") == []
+    assert "商家助手" in chat.text("你好")  # the form is really gone
+
+
+def test_withdrawing_an_appeal_after_confirmation(api):
+    chat = Chat(api, "M10001")
+    body = chat.say("我要撤回申诉 SS2611160001")
+    assert "确定撤回" in joined(body)
+    done = chat.press(body, "确定撤回")
+    assert "已撤回" in joined(done)
+    assert chat.get("/api/appeals/SS2611160001")["status"] == "withdrawn"
+
+
+# --------------------------------------------------------------------------- handoff
+
+
+def agent_headers(api) -> dict:
+    s = api.stack_settings
+    token = api.post("/api/auth/login", json={"username": "agent01", "password": s.demo_password}).json()
+    return {"Authorization": f"Bearer {token['access_token']}"}
+
+
+def test_handoff_pauses_the_bot_until_the_agent_hands_back(api):
+    chat = Chat(api, "M10002")
+    body = chat.say("转人工")
+    assert "转接人工客服" in joined(body) and body["mode"] == "waiting_agent"
+    quiet = chat.say("我的货款什么时候解冻？")
+    assert quiet["messages"] == [] and quiet["mode"] == "waiting_agent"
+
+    agent = agent_headers(api)
+    queue = api.get("/api/staff/conversations", headers=agent).json()
+    assert chat.id in [c["id"] for c in queue]
+    assert api.post(f"/api/staff/conversations/{chat.id}/take", headers=agent).status_code == 200
+    api.post(f"/api/staff/conversations/{chat.id}/reply", json={"text": "您好，我帮您看一下冻结原因"}, headers=agent)
+    history = chat.get(f"/api/conversations/{chat.id}")["messages"]
+    assert [m["text"] for m in history if m["sender"] == "agent"] == ["您好，我帮您看一下冻结原因"]
+    assert "我的货款什么时候解冻？" in [m["text"] for m in history if m["sender"] == "merchant"]
+
+    assert api.post(f"/api/staff/conversations/{chat.id}/release", headers=agent).status_code == 200
+    back = chat.say("你好")
+    assert back["mode"] == "bot" and "商家助手" in joined(back)
+
+
+def test_two_misunderstandings_in_a_row_hand_over_to_a_person(api):
+    chat = Chat(api, "M10003")
+    first = chat.say("呃呃呃呃 zzzz 那个东西咋整")
+    assert first["mode"] == "bot"
+    second = chat.say("qwerty 嗯嗯那个啥玩意儿")
+    assert second["mode"] == "waiting_agent" and "转接人工客服" in joined(second)
+
+
+def test_complaints_go_to_a_person(api):
+    body = Chat(api, "M10003").say("你们这什么破平台，垃圾客服，说了半天一点用没有！")
+    assert body["mode"] == "waiting_agent" and "抱歉" in joined(body)
+
+
+# --------------------------------------------------------------------------- when a part is down
+
+
+def test_the_action_server_being_down_gets_an_apology_not_silence(api, stack):
+    stack.stop_service("actions")
+    try:
+        body = Chat(api, "M10002").say("保证金怎么退")
+        assert body["messages"], "the merchant must not be left without a reply"
+        assert "抱歉" in joined(body)
+        assert any(b["title"] == "转人工" for m in body["messages"] for b in m["buttons"])
+    finally:
+        stack.start_service("actions")
+    assert "退还保证金" in Chat(api, "M10002").text("保证金怎么退")
