@@ -33,6 +33,17 @@ def to_bot_message(raw: dict) -> BotMessage:
     return BotMessage(text=raw.get("text") or "", buttons=buttons, custom=raw.get("custom"))
 
 
+def fold_custom(messages: list[BotMessage]) -> list[BotMessage]:
+    """Rasa sends an utterance's custom payload as a message of its own: attach it to the text it belongs to."""
+    folded: list[BotMessage] = []
+    for msg in messages:
+        if folded and not msg.text and not msg.buttons and msg.custom and folded[-1].custom is None:
+            folded[-1].custom = msg.custom
+        else:
+            folded.append(msg)
+    return folded
+
+
 @router.post("/chat", response_model=ChatResponse, summary="商家发送一条消息并得到回复")
 async def chat(body: ChatRequest, merchant: MerchantDep, db: SessionDep, rasa: RasaDep,
                settings: SettingsDep) -> ChatResponse:
@@ -56,7 +67,7 @@ async def chat(body: ChatRequest, merchant: MerchantDep, db: SessionDep, rasa: R
         crud.add_message(db, conv, Sender.system, BOT_DOWN)
         db.commit()
         raise HTTPException(status_code=503, detail=BOT_DOWN) from None
-    replies = [to_bot_message(r) for r in raw_replies]
+    replies = fold_custom([to_bot_message(r) for r in raw_replies])
     db.refresh(conv)  # an action (handoff) may have changed the mode meanwhile
     if not replies and conv.mode == ConversationMode.bot:  # e.g. the action server is down: never silence
         replies = [BotMessage(text=NO_REPLY, buttons=[Button(title="转人工", payload="/request_human")])]
