@@ -163,13 +163,17 @@ def file_appeal(
             raise Invalid("仲裁单号格式不对：应为 6–40 位字母或数字")
         appeal.target, appeal.arbitration_ref = AppealTarget.arbitration, ref
     _event(appeal, AppealStatus.pending, "商家提交申诉，等待平台审核", merchant.code)
-    db.add(appeal)
-    try:
-        db.flush()
-    except IntegrityError:
-        db.rollback()
-        raise Conflict("这条判罚已有处理中的申诉，请勿重复提交") from None
-    return appeal
+    for _attempt in range(5):
+        try:
+            with db.begin_nested():  # a savepoint: a clash undoes only this insert
+                db.add(appeal)
+                db.flush()
+            return appeal
+        except IntegrityError:
+            if appeal.penalty_id is not None and appeal.penalty_id in open_appeal_penalty_ids(db, merchant):
+                raise Conflict("这条判罚已有处理中的申诉，请勿重复提交") from None
+            appeal.number = numbers.new_number(numbers.APPEAL)  # the random number was taken: draw again
+    raise Conflict("申诉提交繁忙，请稍后再试")
 
 
 def detect_type(data: bytes) -> str | None:

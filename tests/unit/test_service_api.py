@@ -343,3 +343,14 @@ def test_unanswered_questions_are_logged_for_the_knowledge_team(client):
     assert resp.json()["decision"] == "no_answer"
     rows = client.get("/api/kb/unanswered", headers=staff(client, "editor01")).json()
     assert [r["text"] for r in rows] == ["红烧肉怎么做才好吃"]
+
+
+def test_a_clash_of_random_appeal_numbers_is_retried_not_reported_as_a_duplicate(client, monkeypatch):
+    from api import numbers
+
+    taken = file(client, "CF2611200003").json()["number"]
+    draws = iter([taken, taken, "SS2611250000001"])
+    monkeypatch.setattr(numbers, "new_number", lambda prefix: next(draws))
+    resp = file(client, "CF2611210006", "M10003")
+    assert resp.status_code == 201, resp.text
+    assert resp.json()["number"] == "SS2611250000001"
