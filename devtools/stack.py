@@ -80,6 +80,7 @@ def child_env(settings: Settings, extra: dict[str, str] | None = None) -> dict[s
         "SJZS_ACTION_PORT": str(settings.action_port),
         "SJZS_DATABASE_URL": settings.sqlalchemy_url,
         "SJZS_VAR_DIR": str(settings.var_dir),
+        "SJZS_KB_INDEX_DIR": str(settings.index_dir),
         "SJZS_EMBEDDING_MODEL": settings.model_path,
         "SJZS_INTERNAL_TOKEN": settings.internal_token,
         "SJZS_RASA_TOKEN": settings.rasa_token,

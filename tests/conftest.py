@@ -35,6 +35,9 @@ def make_settings(tmp: Path, **overrides) -> Settings:
         embedding_model=str(REPO_ROOT / "var" / "models" / "multilingual-e5-small"),
         api_port=free_port(), rasa_port=free_port(), action_port=free_port(),
         internal_token="test-internal", rasa_token="test-rasa",
+        # Every test database holds the same seed FAQs, so one saved index serves them all (rebuilt when a
+        # test's edits change the data fingerprint).
+        kb_index_dir=REPO_ROOT / "var" / "test-index",
     )
     values.update(overrides)
     return Settings(_env_file=None, **values)

@@ -8,9 +8,9 @@ from api.models import Faq, Synonym
 from api.services import faqs as faq_service
 
 
-def test_saved_index_is_reused_until_the_data_changes(database, embedder):
+def test_saved_index_is_reused_until_the_data_changes(database, embedder, tmp_path):
     engine = make_engine(database.sqlalchemy_url)
-    index_dir = database.index_dir
+    index_dir = tmp_path / "own-index"
     with Session(engine) as db:
         first, source1 = build_retriever(db, embedder, index_dir)
         again, source2 = build_retriever(db, embedder, index_dir)
