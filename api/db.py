@@ -20,7 +20,7 @@ def make_engine(url: str) -> Engine:
             cur.close()
 
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+    return create_engine(url, pool_pre_ping=True, pool_size=20, max_overflow=20)  # ~ the threadpool's size
 
 
 def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:

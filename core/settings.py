@@ -33,7 +33,7 @@ class Settings(BaseSettings):
     embedding_model: str = ""
     query_prefix: str = "query: "
     kb_index_dir: Path | None = None  # where the FAQ index is saved; empty: var_dir/index
-    embedding_threads: int = 2
+    embedding_threads: int = 1  # one query at a time is fastest on a shared 2-core machine (BENCHMARKS.md)
 
     # Shared secrets between the three processes (all on loopback).
     internal_token: str = "dev-internal-token"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 
@@ -28,7 +29,7 @@ CALIBRATION_OOS = REPO_ROOT / "data" / "calibration" / "out_of_scope.yml"
 
 def ensure_index(settings: Settings, force: bool = False, quiet: bool = False) -> str:
     """Build the saved index unless it already matches the model and the data; returns "disk" or "rebuilt"."""
-    embedder = load_embedder(settings.model_path, settings.query_prefix, settings.embedding_threads)
+    embedder = load_embedder(settings.model_path, settings.query_prefix, os.cpu_count() or 2)  # batch work
     engine = make_engine(settings.sqlalchemy_url)
     try:
         with Session(engine) as db:
@@ -42,7 +43,7 @@ def ensure_index(settings: Settings, force: bool = False, quiet: bool = False) -
 
 
 def run_calibration(settings: Settings) -> dict:
-    embedder = load_embedder(settings.model_path, settings.query_prefix, settings.embedding_threads)
+    embedder = load_embedder(settings.model_path, settings.query_prefix, os.cpu_count() or 2)  # batch work
     engine = make_engine(settings.sqlalchemy_url)
     with Session(engine) as db:
         faqs = [(f.id, f.phrasings) for f in crud.published_faqs(db)]

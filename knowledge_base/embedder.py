@@ -24,6 +24,9 @@ class Embedder:
         # Never reach a model hub: everything must be on disk already.
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+        # Idle OpenMP threads sleep instead of spinning: the API shares its cores with Rasa and the action
+        # server, and spinning threads made one embedding ~10x slower there (BENCHMARKS.md).
+        os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
         path = Path(model_path)
         if not (path / "modules.json").exists() and not (path / "config.json").exists():
             raise ModelMissingError(f"找不到向量模型目录：{path}（请先运行 make setup）")
