@@ -1,0 +1,329 @@
+"""FAQ retrieval quality on our held-out questions: the e5 retriever side by side with two baselines.
+
+Run: ``.venv/app/bin/python -m benchmarks.kb_eval`` (``--no-rasa`` skips the Rasa baseline).
+
+Systems, all over the same seed KB (``api.seed.read_seed_faqs``; every FAQ indexed as question + similar):
+
+- **e5**: the product's ``Retriever`` as it is: seed synonyms, the thresholds calibrated for the model
+  (``data/kb_thresholds.json``, or the defaults).
+- **BM25**: character-bigram BM25 over the same normalised phrasings (``benchmarks/kb_bm25.py``). Its
+  answer / clarify thresholds are chosen the way ``devtools.kb calibrate`` chooses e5's: leave-one-out over
+  the KB's own similar questions plus the calibration out-of-scope list, never the test questions.
+- **Rasa RS**: Rasa's ResponseSelector trained on the KB (``benchmarks/rasa_response_selector/``);
+  ranking from the selector, "answered" = the top intent is ``faq`` (not ``nlu_fallback``, nor another
+  intent). Rasa has no "您是想问" step, so it never clarifies.
+
+Metrics: top-1, top-3 and MRR@10 over the in-scope questions; decision shares (answered / clarified / no
+answer, answered wrongly = answered with a wrong top-1) over the in-scope questions; share of the out-of-scope
+questions answered (and clarified). Writes benchmarks/results/kb_eval.md and, for e5's top-1 misses,
+benchmarks/results/kb_eval_errors.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+from core.settings import REPO_ROOT
+from knowledge_base import Thresholds, normalize
+from knowledge_base.calibrate import Probe, ProbeSet
+
+from . import kb_common as kc
+from .kb_bm25 import Bm25
+
+DATA_DIR = REPO_ROOT / "benchmarks" / "data"
+CALIBRATION_OOS = REPO_ROOT / "data" / "calibration" / "out_of_scope.yml"
+K = 10
+
+
+@dataclass
+class Question:
+    text: str
+    gold: int | None          # FAQ id; None for out-of-scope
+    category: str = ""
+
+
+@dataclass
+class Prediction:
+    ranking: list[int]        # FAQ ids, best first (up to K)
+    scores: list[float]
+    decision: str             # answer | clarify | no_answer
+    phrasing: str = ""        # the phrasing that matched best (when the system knows it)
+    extra: dict = field(default_factory=dict)
+
+
+# --------------------------------------------------------------------------- data
+
+
+def load_heldout(folder: Path, key_to_id: dict[str, int]) -> tuple[list[Question], list[str]]:
+    """In-scope questions with their gold FAQ id, and the gold keys that are not in the KB (skipped)."""
+    questions, unknown = [], []
+    for path in sorted(folder.glob("*.yml")):
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        for row in data.get("questions") or []:
+            if row["gold"] in key_to_id:
+                questions.append(Question(str(row["q"]), key_to_id[row["gold"]], data.get("category", path.stem)))
+            else:
+                unknown.append(f"{path.name}: {row['gold']}")
+    return questions, unknown
+
+
+def load_questions(path: Path) -> list[str]:
+    if not path.exists():
+        return []
+    return [str(q) for q in (yaml.safe_load(path.read_text(encoding="utf-8")) or {}).get("questions") or []]
+
+
+# --------------------------------------------------------------------------- systems
+
+
+def run_e5(retriever, texts: list[str]) -> tuple[list[Prediction], float]:
+    preds, started = [], time.perf_counter()
+    for t in texts:
+        r = retriever.search(t, k=K)
+        preds.append(Prediction([h.faq_id for h in r.hits], [h.score for h in r.hits], r.decision.value,
+                                r.hits[0].phrasing if r.hits else ""))
+    return preds, (time.perf_counter() - started) * 1000 / max(len(texts), 1)
+
+
+class Bm25System:
+    """BM25 with answer / clarify thresholds calibrated like e5's (same utility, same kind of evidence)."""
+
+    def __init__(self, faqs: list[dict], synonyms: dict[str, str], calibration_oos: list[str]):
+        self.synonyms = synonyms
+        docs, owners, is_similar = [], [], []
+        for i, f in enumerate(faqs):
+            for n, p in enumerate(kc.phrasings(f)):
+                if t := normalize(p, synonyms):
+                    docs.append(t)
+                    owners.append(i)
+                    is_similar.append(n > 0)
+        self.bm25 = Bm25(docs, owners)
+        self.thresholds, self.outcome = self._calibrate(is_similar, calibration_oos)
+
+    def _probes(self, is_similar: list[bool], oos: list[str]) -> list[Probe]:
+        probes = []
+        docs, owners = self.bm25.docs, self.bm25.owners
+        for i, similar in enumerate(is_similar):
+            if not similar:
+                continue
+            s = self.bm25.scores(docs[i])
+            s[(owners == owners[i]) & np.array([d == docs[i] for d in docs])] = -np.inf  # leave it out
+            best = self.bm25.best_per_faq(s, 3)
+            probes.append(Probe(int(owners[i]), [b[0] for b in best], [b[1] for b in best]))
+        for q in oos:
+            if t := normalize(q, self.synonyms):
+                best = self.bm25.best_per_faq(self.bm25.scores(t), 3)
+                probes.append(Probe(None, [b[0] for b in best], [b[1] for b in best]))
+        return probes
+
+    def _calibrate(self, is_similar: list[bool], oos: list[str]):
+        probe_set = ProbeSet(self._probes(is_similar, oos))
+        grid = np.round(np.arange(0.10, 1.001, 0.01), 2)
+        best = None
+        for answer in grid:
+            for margin in (0.0, 0.02, 0.05, 0.1, 0.15):
+                for clarify in grid[grid <= answer]:
+                    t = Thresholds(answer=float(answer), margin=margin, clarify=float(clarify))
+                    o = probe_set.evaluate(t)
+                    if best is None or o.utility > best[1].utility:
+                        best = (t, o)
+        return best
+
+    def predict(self, texts: list[str]) -> tuple[list[Prediction], float]:
+        preds, started, t = [], time.perf_counter(), self.thresholds
+        for text in texts:
+            q = normalize(text, self.synonyms)
+            best = self.bm25.best_per_faq(self.bm25.scores(q), K) if q else []
+            top = best[0][1] if best else 0.0
+            second = best[1][1] if len(best) > 1 else 0.0
+            phrasing = self.bm25.docs[best[0][2]] if best else ""
+            if best and phrasing == q:
+                decision = "answer"
+            elif not best or top < t.clarify:
+                decision = "no_answer"
+            elif top >= t.answer and top - second >= t.margin:
+                decision = "answer"
+            else:
+                decision = "clarify"
+            preds.append(Prediction([b[0] for b in best], [b[1] for b in best], decision, phrasing))
+        return preds, (time.perf_counter() - started) * 1000 / max(len(texts), 1)
+
+
+def run_rasa(faqs: list[dict], calibration_oos: list[str], texts: list[str]) -> tuple[list[Prediction], float, dict]:
+    from .rasa_response_selector import project
+
+    files = project.project_files(faqs, kc.phrasings, calibration_oos)
+    model, info = project.trained_model(files)
+    key_to_id = {f["key"]: i for i, f in enumerate(faqs)}
+    results, ms = project.parse(model, texts)
+    preds = []
+    for r in results:
+        ranking = [(key_to_id[k], c) for k, c in r["ranking"] if k in key_to_id][:K]
+        decision = "answer" if r["intent"] == "faq" else "no_answer"
+        preds.append(Prediction([f for f, _ in ranking], [c for _, c in ranking], decision,
+                                extra={"intent": r["intent"], "intent_confidence": r["confidence"]}))
+    return preds, ms, info
+
+
+# --------------------------------------------------------------------------- metrics
+
+
+def score(inscope: list[Question], preds_in: list[Prediction], preds_oos: list[Prediction]) -> dict[str, float]:
+    n, m = max(len(inscope), 1), max(len(preds_oos), 1)
+    top1 = [bool(p.ranking) and p.ranking[0] == q.gold for q, p in zip(inscope, preds_in)]
+    rr = [1 / (p.ranking.index(q.gold) + 1) if q.gold in p.ranking[:K] else 0.0 for q, p in zip(inscope, preds_in)]
+    decisions = Counter(p.decision for p in preds_in)
+    return {
+        "top1": sum(top1) / n,
+        "top3": sum(q.gold in p.ranking[:3] for q, p in zip(inscope, preds_in)) / n,
+        "mrr": sum(rr) / n,
+        "answered": decisions["answer"] / n,
+        "answered_right": sum(p.decision == "answer" and ok for p, ok in zip(preds_in, top1)) / n,
+        "answered_wrong": sum(p.decision == "answer" and not ok for p, ok in zip(preds_in, top1)) / n,
+        "clarified": decisions["clarify"] / n,
+        "clarified_right": sum(p.decision == "clarify" and q.gold in p.ranking[:3]
+                               for q, p in zip(inscope, preds_in)) / n,
+        "no_answer": decisions["no_answer"] / n,
+        "oos_answered": sum(p.decision == "answer" for p in preds_oos) / m,
+        "oos_clarified": sum(p.decision == "clarify" for p in preds_oos) / m,
+    }
+
+
+COLUMNS = [("top1", "top-1"), ("top3", "top-3"), ("mrr", "MRR@10"), ("answered", "answered"),
+           ("answered_right", "answered right"), ("answered_wrong", "**answered wrong**"),
+           ("clarified", "clarified"), ("clarified_right", "clarified, gold in top 3"), ("no_answer", "no answer"),
+           ("oos_answered", "**OOS answered**"), ("oos_clarified", "OOS clarified")]
+
+
+def per_category(inscope: list[Question], systems: dict[str, list[Prediction]]) -> str:
+    groups: dict[str, list[int]] = defaultdict(list)
+    for i, q in enumerate(inscope):
+        groups[q.category].append(i)
+    rows = []
+    for cat, idx in sorted(groups.items()):
+        rows.append([cat, len(idx)] + [sum(bool(preds[i].ranking) and preds[i].ranking[0] == inscope[i].gold
+                                           for i in idx) / len(idx) for preds in systems.values()])
+    return kc.table(["category", "n", *(f"top-1 {s}" for s in systems)], rows)
+
+
+def errors_report(faqs: list[dict], inscope: list[Question], preds: list[Prediction], oos: list[str],
+                  preds_oos: list[Prediction], thresholds: Thresholds) -> str:
+    key = lambda i: faqs[i]["key"]  # noqa: E731
+    lines = [kc.header("e5 retriever: held-out questions it got wrong", [
+        f"Thresholds: answer ≥ {thresholds.answer} with a lead of ≥ {thresholds.margin}, clarify ≥ "
+        f"{thresholds.clarify}.",
+        "`gold rank` is the gold FAQ's place in the top 10 (— = not in it); `decision` is what a merchant saw.",
+        "Produced by benchmarks/kb_eval.py; use it to add similar questions, split or merge FAQs and check "
+        "thresholds."])]
+    wrong = [(q, p) for q, p in zip(inscope, preds) if not p.ranking or p.ranking[0] != q.gold]
+    lines.append(f"\n## In-scope questions with a wrong top-1 ({len(wrong)} of {len(inscope)})\n")
+    rows = []
+    for q, p in sorted(wrong, key=lambda qp: (qp[0].category, -(qp[1].scores[0] if qp[1].scores else 0))):
+        rank = p.ranking.index(q.gold) + 1 if q.gold in p.ranking else None
+        rows.append([q.category, q.text, f"{key(q.gold)}（{faqs[q.gold]['question']}）",
+                     rank or "—", f"{p.scores[rank - 1]:.3f}" if rank else "—",
+                     f"{key(p.ranking[0])}（{faqs[p.ranking[0]]['question']}）" if p.ranking else "—",
+                     f"{p.scores[0]:.3f}" if p.scores else "—", p.phrasing,
+                     f"**{p.decision}**" if p.decision == "answer" else p.decision])
+    lines.append(kc.table(["category", "question", "gold FAQ", "gold rank", "gold score", "predicted FAQ",
+                           "score", "matched phrasing", "decision"], rows))
+    shown = [(q, p) for q, p in zip(oos, preds_oos) if p.decision != "no_answer"]
+    lines.append(f"\n## Out-of-scope questions answered or clarified ({len(shown)} of {len(oos)})\n")
+    rows = [[q, f"{key(p.ranking[0])}（{faqs[p.ranking[0]]['question']}）", f"{p.scores[0]:.3f}", p.phrasing,
+             f"**{p.decision}**" if p.decision == "answer" else p.decision]
+            for q, p in sorted(shown, key=lambda qp: -qp[1].scores[0])]
+    lines.append(kc.table(["question", "top FAQ", "score", "matched phrasing", "decision"], rows))
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------- main
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--heldout", type=Path, default=DATA_DIR / "heldout")
+    parser.add_argument("--oos", type=Path, default=DATA_DIR / "out_of_scope.yml")
+    parser.add_argument("--no-rasa", action="store_true", help="skip the Rasa ResponseSelector baseline")
+    args = parser.parse_args(argv)
+    kc.passive_openmp()
+
+    faqs = kc.seed_faqs()
+    key_to_id = {f["key"]: i for i, f in enumerate(faqs)}
+    inscope, unknown = load_heldout(args.heldout, key_to_id)
+    oos = load_questions(args.oos)
+    calibration_oos = load_questions(CALIBRATION_OOS)
+    if not inscope:
+        print(f"no held-out questions in {args.heldout}", file=sys.stderr)
+        return 1
+    synonyms = kc.seed_synonyms()
+    n_phrasings = sum(len(kc.phrasings(f)) for f in faqs)
+    kb_texts = {normalize(p, synonyms) for f in faqs for p in kc.phrasings(f)}
+    in_kb = sum(normalize(q.text, synonyms) in kb_texts for q in inscope)
+    overlap = len({normalize(q) for q in oos} & {normalize(q) for q in calibration_oos})
+    print(f"KB: {len(faqs)} FAQs, {n_phrasings} phrasings; held-out: {len(inscope)} in-scope "
+          f"({len(unknown)} skipped: gold not in KB), {len(oos)} out-of-scope")
+
+    texts = [q.text for q in inscope] + oos
+    systems: dict[str, tuple[list[Prediction], float]] = {}
+    embedder = kc.load_embedder()
+    retriever = kc.e5_retriever(embedder, faqs)
+    systems["e5"] = run_e5(retriever, texts)
+    bm25 = Bm25System(faqs, synonyms, calibration_oos)
+    systems["BM25"] = bm25.predict(texts)
+    rasa_info = None
+    if not args.no_rasa:
+        preds, ms, rasa_info = run_rasa(faqs, calibration_oos, texts)
+        systems["Rasa RS"] = (preds, ms)
+
+    n = len(inscope)
+    results = {name: score(inscope, p[:n], p[n:]) for name, (p, _) in systems.items()}
+    t, bt = retriever.thresholds, bm25.thresholds
+    system_notes = {
+        "e5": f"{embedder.name}, cosine; answer ≥ {t.answer} and lead ≥ {t.margin}, clarify ≥ {t.clarify}",
+        "BM25": f"char bigrams, score / self-score; answer ≥ {bt.answer} and lead ≥ {bt.margin}, "
+                f"clarify ≥ {bt.clarify} (calibrated on {len(bm25.bm25.docs)} KB phrasings leave-one-out + "
+                f"{len(calibration_oos)} calibration OOS)",
+    }
+    if rasa_info:
+        system_notes["Rasa RS"] = (f"Rasa {rasa_info['rasa']} DIET + ResponseSelector (100 epochs each), trained "
+                                   f"in {rasa_info['train_seconds']:.0f} s{' (cached model)' if rasa_info['cached'] else ''}"
+                                   "; answered = top intent `faq`")
+    rows = [[name, *(results[name][c] for c, _ in COLUMNS), f"{systems[name][1]:.1f}", system_notes[name]]
+            for name in systems]
+    main_table = kc.table(["system", *(label for _, label in COLUMNS), "ms/query", "setting"], rows)
+    notes = [
+        f"KB: {len(faqs)} FAQs, {n_phrasings} phrasings (seed files data/seed/faqs/*.yml); synonyms from "
+        f"data/seed/demo.yml ({len(synonyms)}).",
+        f"Held-out: {n} in-scope questions in {len({q.category for q in inscope})} categories "
+        f"(benchmarks/data/heldout/); {len(oos)} out-of-scope questions (benchmarks/data/out_of_scope.yml)."
+        + (f" Skipped {len(unknown)} questions whose gold FAQ is not in the KB." if unknown else ""),
+        f"{in_kb} of the in-scope questions equal a KB phrasing after normalisation"
+        + (f"; {overlap} test OOS questions also appear in the calibration OOS list." if overlap else "."),
+        "Rates over in-scope questions: answered + clarified + no answer = 1; \"answered wrong\" = answered with "
+        "a wrong top-1 (the costly error). OOS rates are over the out-of-scope questions.",
+        "ms/query: mean over this run's questions, one at a time (e5 includes embedding the question, 2 torch "
+        "threads, OMP_WAIT_POLICY=PASSIVE; Rasa after a warm-up, in its own process). Latency proper: "
+        "kb_latency.md.",
+    ]
+    report = (kc.header("Knowledge-base retrieval on our held-out questions", notes) + "\n" + main_table
+              + "\n## Top-1 by category\n\n" + per_category(inscope, {k: v[0][:n] for k, v in systems.items()}))
+    if unknown:
+        report += "\n## Skipped (gold key not in the KB)\n\n" + "".join(f"- {u}\n" for u in unknown)
+    print("\n" + main_table)
+    print("wrote", kc.write_result("kb_eval.md", report).relative_to(REPO_ROOT))
+    e5_preds = systems["e5"][0]
+    errors = errors_report(faqs, inscope, e5_preds[:n], oos, e5_preds[n:], retriever.thresholds)
+    print("wrote", kc.write_result("kb_eval_errors.md", errors).relative_to(REPO_ROOT))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

