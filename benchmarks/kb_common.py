@@ -22,16 +22,6 @@ BENCH_DIR = REPO_ROOT / "var" / "bench"           # caches (git-ignored)
 RESULTS_DIR = REPO_ROOT / "benchmarks" / "results"
 
 
-def passive_openmp() -> None:
-    """Let idle OpenMP threads sleep instead of spinning (call before the embedding model is loaded).
-
-    On a shared 2-core machine spinning threads make one embedding 10-20x slower (see the threads section of
-    benchmarks/results/kb_latency.md). The quality benchmarks only need throughput, so they set this; the
-    latency benchmark measures the product's own setting.
-    """
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-
-
 def seed_faqs() -> list[dict]:
     """The published seed FAQs; a FAQ's integer id in the benchmarks is its position in this list."""
     return [f for f in read_seed_faqs() if f.get("status", "published") == "published"]
@@ -48,9 +38,10 @@ def seed_synonyms() -> dict[str, str]:
     return dict(load_yaml(SEED_DIR / "demo.yml").get("synonyms") or {})
 
 
-def load_embedder(threads: int = 2) -> Embedder:
+def load_embedder(threads: int | None = None) -> Embedder:
+    """The product's embedding model with its settings (threads: ``SJZS_EMBEDDING_THREADS`` unless given)."""
     settings = get_settings()
-    return Embedder(settings.model_path, prefix=settings.query_prefix, threads=threads)
+    return Embedder(settings.model_path, prefix=settings.query_prefix, threads=threads or settings.embedding_threads)
 
 
 def e5_retriever(embedder: Embedder, faqs: list[dict], thresholds: Thresholds | None = None) -> Retriever:

@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from core.settings import REPO_ROOT
+from core.settings import REPO_ROOT, get_settings
 from knowledge_base import Thresholds, normalize
 from knowledge_base.calibrate import Probe, ProbeSet
 
@@ -253,7 +253,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--oos", type=Path, default=DATA_DIR / "out_of_scope.yml")
     parser.add_argument("--no-rasa", action="store_true", help="skip the Rasa ResponseSelector baseline")
     args = parser.parse_args(argv)
-    kc.passive_openmp()
 
     faqs = kc.seed_faqs()
     key_to_id = {f["key"]: i for i, f in enumerate(faqs)}
@@ -309,9 +308,9 @@ def main(argv: list[str] | None = None) -> int:
         + (f"; {overlap} test OOS questions also appear in the calibration OOS list." if overlap else "."),
         "Rates over in-scope questions: answered + clarified + no answer = 1; \"answered wrong\" = answered with "
         "a wrong top-1 (the costly error). OOS rates are over the out-of-scope questions.",
-        "ms/query: mean over this run's questions, one at a time (e5 includes embedding the question, 2 torch "
-        "threads, OMP_WAIT_POLICY=PASSIVE; Rasa after a warm-up, in its own process). Latency proper: "
-        "kb_latency.md.",
+        f"ms/query: mean over this run's questions, one at a time (e5 includes embedding the question with the "
+        f"product's settings, {get_settings().embedding_threads} torch thread(s); Rasa after a warm-up, in its own "
+        "process). Latency proper: kb_latency.md.",
     ]
     report = (kc.header("Knowledge-base retrieval on our held-out questions", notes) + "\n" + main_table
               + "\n## Top-1 by category\n\n" + per_category(inscope, {k: v[0][:n] for k, v in systems.items()}))

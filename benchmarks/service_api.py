@@ -1,7 +1,7 @@
 """Requests per second and latency of the service API at production size, on SQLite and PostgreSQL.
 
 Run: ``.venv/app/bin/python -m benchmarks.service_api --backend both`` (defaults: 10k merchants, 1M cases,
-32 concurrent clients, 20 s per request type).
+32 concurrent clients in 4 processes, 20 s per request type).
 
 Each backend gets a bench database (``benchmarks.service_data``; reused when its row counts match,
 ``--reload`` forces a new load) and its own real API: uvicorn, one worker, on a free port. Concurrent httpx
@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
+import multiprocessing as mp
 import os
 import platform
 import random
@@ -46,6 +48,7 @@ from . import service_data as data
 
 MODEL_DIR = REPO_ROOT / "var" / "models" / "multilingual-e5-small"
 WIDGET_SECRET = "bench-widget-secret-0123456789abcdef-0123456789"
+CLIENTS_PER_PROCESS = 8
 FOREIGN_SHARE = 0.05  # lookups of another merchant's case, which must answer 404
 APPEAL_BODY = {"reason": "third_party", "description": "快递公司揽收延误，有物流公司出具的情况说明。"}
 
@@ -117,14 +120,14 @@ def machine_cpu() -> float:
 
 @dataclass
 class Result:
-    """One request type on one backend, summed over its rounds."""
+    """One request type, backend and number of clients, summed over its rounds."""
 
     seconds: float = 0.0
     latencies: list[float] = field(default_factory=list)
     unexpected: Counter = field(default_factory=Counter)  # status code (or exception name) → count
     samples: dict = field(default_factory=dict)  # unexpected status → first response body
     api_cpu: float = 0.0  # CPU seconds of the API process
-    client_cpu: float = 0.0  # CPU seconds of this process (the clients)
+    client_cpu: float = 0.0  # CPU seconds of the client processes
     machine_cpu: float = 0.0  # CPU seconds machine-wide, every process
     db_connects: int | None = None  # PostgreSQL sessions opened
     exhausted: bool = False  # ran out of fresh penalties
@@ -160,9 +163,10 @@ class Target:
     base: str = ""
     pid: int = 0
     headers: dict[str, dict] = field(default_factory=dict)
+    rng: random.Random = field(default_factory=random.Random)
 
-    def progress_lookup(self, rng: random.Random) -> Request:
-        codes = list(self.work.cases)
+    def progress_lookup(self) -> Request:
+        codes, rng = list(self.work.cases), self.rng
 
         async def request(client: httpx.AsyncClient):
             code = owner = rng.choice(codes)
@@ -175,7 +179,7 @@ class Target:
 
         return request
 
-    def appeal_filing(self, _rng: random.Random) -> Request:
+    def appeal_filing(self) -> Request:
         async def request(client: httpx.AsyncClient):
             if not self.work.penalties:
                 return None, 201
@@ -190,7 +194,7 @@ REQUEST_TYPES = {"progress lookup": Target.progress_lookup, "appeal filing": Tar
 
 
 async def drive(target: Target, request: Request, seconds: float, concurrency: int, result: Result) -> None:
-    """``concurrency`` clients send ``request`` back to back for ``seconds``; adds what they saw to result."""
+    """``concurrency`` clients of one process send ``request`` back to back for ``seconds``."""
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     async with httpx.AsyncClient(base_url=target.base, limits=limits, timeout=60) as client:
 
@@ -210,17 +214,50 @@ async def drive(target: Target, request: Request, seconds: float, concurrency: i
                     result.unexpected[status] += 1
                     result.samples.setdefault(status, body[:300])
 
-        pg = target.backend == "postgresql"
-        sessions = data.pg_sessions() if pg else 0
-        api, me, machine = process_cpu(target.pid), time.process_time(), machine_cpu()
-        t0 = time.perf_counter()
-        await asyncio.gather(*(client_loop(t0 + seconds) for _ in range(concurrency)))
-        result.seconds += time.perf_counter() - t0
-        result.api_cpu += process_cpu(target.pid) - api
-        result.client_cpu += time.process_time() - me
-        result.machine_cpu += machine_cpu() - machine
-        if pg:
-            result.db_connects = (result.db_connects or 0) + data.pg_sessions() - sessions
+        deadline = time.perf_counter() + seconds
+        await asyncio.gather(*(client_loop(deadline) for _ in range(concurrency)))
+
+
+def client_process(target: Target, request_type: str, seconds: float, concurrency: int, seed: int,
+                   penalties: list[tuple[str, str]], queue: mp.Queue) -> None:
+    """One client process (forked): drives with its own share of the penalties, reports back what it saw."""
+    target.rng, target.work.penalties, result = random.Random(seed), penalties, Result()
+    cpu = time.process_time()
+    asyncio.run(drive(target, REQUEST_TYPES[request_type](target), seconds, concurrency, result))
+    result.client_cpu = time.process_time() - cpu
+    queue.put((result, target.work.penalties))
+
+
+def run_clients(target: Target, request_type: str, seconds: float, clients: int, result: Result) -> None:
+    """``clients`` concurrent clients for ``seconds``, at most CLIENTS_PER_PROCESS per forked process: one
+    httpx pool with many connections costs the client more CPU per request than the API spends on it."""
+    n = -(-clients // CLIENTS_PER_PROCESS)
+    sizes = [clients // n + (i < clients % n) for i in range(n)]
+    chunks = [target.work.penalties[i::n] for i in range(n)]  # each penalty is filed once
+    ctx, pg = mp.get_context("fork"), target.backend == "postgresql"
+    queue = ctx.Queue()
+    sessions = data.pg_sessions() if pg else 0
+    api, machine, t0 = process_cpu(target.pid), machine_cpu(), time.perf_counter()
+    procs = [ctx.Process(target=client_process, args=(target, request_type, seconds, size,
+                                                      random.randrange(2**32), chunk, queue))
+             for size, chunk in zip(sizes, chunks)]
+    for proc in procs:
+        proc.start()
+    outcomes = [queue.get(timeout=seconds + 120) for _ in procs]
+    for proc in procs:
+        proc.join()
+    result.seconds += time.perf_counter() - t0
+    result.api_cpu += process_cpu(target.pid) - api
+    result.machine_cpu += machine_cpu() - machine
+    if pg:
+        result.db_connects = (result.db_connects or 0) + data.pg_sessions() - sessions
+    target.work.penalties = [p for _, left in outcomes for p in left]
+    for part, _ in outcomes:
+        result.latencies += part.latencies
+        result.unexpected.update(part.unexpected)
+        result.samples = {**part.samples, **result.samples}
+        result.client_cpu += part.client_cpu
+        result.exhausted |= part.exhausted
 
 
 Results = dict[str, dict[tuple[str, int], Result]]  # backend → (request type, clients) → result
@@ -229,16 +266,16 @@ Results = dict[str, dict[tuple[str, int], Result]]  # backend → (request type,
 def measure(targets: list[Target], args: argparse.Namespace) -> Results:
     """Per request type: warm up every backend and number of clients, then measure them in turn, by rounds."""
     results: Results = {t.backend: {} for t in targets}
-    for name, make_request in REQUEST_TYPES.items():
-        requests = {t.backend: make_request(t, random.Random(7)) for t in targets}
+    random.seed(7)
+    for name in REQUEST_TYPES:
         runs = [(t, clients) for clients in args.concurrency for t in targets]
         for t, clients in runs:
-            asyncio.run(drive(t, requests[t.backend], args.warmup, clients, Result()))
+            run_clients(t, name, args.warmup, clients, Result())
             results[t.backend][name, clients] = Result()
         for _ in range(args.rounds):
             for t, clients in runs:
                 result, seconds = results[t.backend][name, clients], args.duration / args.rounds
-                asyncio.run(drive(t, requests[t.backend], seconds, clients, result))
+                run_clients(t, name, seconds, clients, result)
         for t, clients in runs:
             print(f"    {t.backend} {name}, {clients} clients: {summary(results[t.backend][name, clients])}",
                   flush=True)
@@ -271,15 +308,17 @@ def report(args: argparse.Namespace, targets: list[Target], results: Results) ->
     with_pg = any(t.backend == "postgresql" for t in targets)
     pg_version = f", PostgreSQL {data.pg_version()}" if with_pg else ""
     lines = [
-        "## Service API: progress lookup and appeal filing (10k merchants, 1M cases)", "",
+        f"## Service API: progress lookup and appeal filing ({args.merchants:,} merchants, "
+        f"{args.cases:,} cases)", "",
         f"Machine: {machine()}{pg_version}.  ",
         f"Date: {datetime.now(UTC):%Y-%m-%d}.  ",
         f"Data: {args.merchants:,} merchants, {args.cases:,} service cases with 2–3 timeline steps each, "
         f"{args.merchants * args.penalties_per_merchant:,} appealable penalties.  ",
         f"API: uvicorn with 1 worker per backend; clients, API and database on the same machine; "
-        f"{' and '.join(map(str, args.concurrency))} concurrent httpx clients in one process; per request "
-        f"type, backend and number of clients {args.warmup:g} s warm-up, then {args.duration:g} s measured "
-        f"in {args.rounds} rounds that take turns (so all see the same background load).  ",
+        f"{' / '.join(map(str, args.concurrency))} concurrent httpx clients, at most {CLIENTS_PER_PROCESS} "
+        "per client process; per request type, backend and number of clients "
+        f"{args.warmup:g} s warm-up, then {args.duration:g} s measured in {args.rounds} rounds that take "
+        "turns (so all see the same background load).  ",
         f"Command: `.venv/app/bin/python -m benchmarks.service_api {' '.join(sys.argv[1:])}`", "",
         "| backend | load | DB size | request | clients | req/s | p50 ms | p99 ms | requests | unexpected | "
         "API CPU | API CPU ms/req | client CPU | machine CPU | new DB connections |",
@@ -298,8 +337,9 @@ def report(args: argparse.Namespace, targets: list[Target], results: Results) ->
         "",
         "progress lookup: 5% of the numbers are another merchant's case and must answer 404; appeal filing: "
         "each request on a penalty not appealed before, must answer 201. API / client CPU: cores used by the "
-        f"API process / the client process; machine CPU: cores busy machine-wide (of {os.cpu_count()}, every "
-        "process, ours or not); new DB connections: PostgreSQL sessions opened during the measured time.",
+        "API process / the client processes; machine CPU: cores busy machine-wide (of "
+        f"{os.cpu_count()}, every process, ours or not); new DB connections: PostgreSQL sessions opened "
+        "during the measured time.",
     ]
     return "\n".join(lines) + "\n"
 
@@ -341,6 +381,7 @@ def main(argv: list[str] | None = None) -> int:
     backends = ["sqlite", "postgresql"] if args.backend == "both" else [args.backend]
 
     targets = [prepare(backend, args) for backend in backends]
+    gc.freeze()  # the forked client processes then share the workloads instead of copying them
     with ExitStack() as servers:
         for t in targets:
             t.base, t.pid = servers.enter_context(api_server(data.database_url(t.backend)))
