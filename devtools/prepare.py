@@ -94,7 +94,7 @@ def ensure_rasa_model(settings: Settings, force: bool = False) -> None:
     digest = rasa_inputs_hash()
     if not force and model.exists() and stamp.exists() and stamp.read_text().strip() == digest:
         return
-    say("训练 Rasa 模型（config.yml 或 bot/ 有变化，约 1 分钟）…")
+    say("训练 Rasa 模型（config.yml 或 bot/ 有变化，需要几分钟）…")
     t0 = time.monotonic()
     cmd = [str(RASA_BIN), "train", "--config", "config.yml", "--domain", "bot/domain.yml",
            "--data", "bot/data", "--out", str(settings.rasa_model_dir), "--fixed-model-name", "current"]
