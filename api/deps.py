@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 from core.settings import Settings
 
 from . import crud, security
+from .gateway import Gateway
 from .kb_service import KnowledgeBase
 from .models import Merchant, Role, User
 from .rasa_client import RasaClient
@@ -43,10 +44,15 @@ def get_rasa(request: Request) -> RasaClient:
     return request.app.state.rasa
 
 
+def get_gateway(request: Request) -> Gateway:
+    return request.app.state.gateway
+
+
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 SessionDep = Annotated[Session, Depends(get_session)]
 KbDep = Annotated[KnowledgeBase, Depends(get_kb)]
 RasaDep = Annotated[RasaClient, Depends(get_rasa)]
+GatewayDep = Annotated[Gateway, Depends(get_gateway)]
 
 
 def require_internal_token(settings: SettingsDep, x_internal_token: str = Header(default="")) -> None:
@@ -107,13 +113,21 @@ def get_principal(
             if user is None or not user.is_active:
                 raise HTTPException(status_code=401, detail="账号不存在或已停用")
             return Principal(user.role, user=user)
+    except security.TokenError as exc:
+        raise HTTPException(status_code=401, detail=str(exc)) from None
+    return Principal(Role.merchant, merchant=merchant_for_token(db, settings, token))
+
+
+def merchant_for_token(db: Session, settings: Settings, token: str) -> Merchant:
+    """The merchant a widget token (signed by the host site) names; 401 when it names nobody."""
+    try:
         code = security.read_merchant_token(token, settings.widget_secret, settings.widget_token_max_minutes)
     except security.TokenError as exc:
         raise HTTPException(status_code=401, detail=str(exc)) from None
     merchant = crud.get_merchant_by_code(db, code)
     if merchant is None:
         raise HTTPException(status_code=401, detail="商家不存在")
-    return Principal(Role.merchant, merchant=merchant)
+    return merchant
 
 
 PrincipalDep = Annotated[Principal, Depends(get_principal)]

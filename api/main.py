@@ -1,4 +1,4 @@
-"""The FastAPI application: chat gateway, service API, health."""
+"""The FastAPI application: chat gateway (HTTP, WebSocket, rasa-webchat Socket.IO), service API, pages."""
 
 from __future__ import annotations
 
@@ -6,16 +6,33 @@ import logging
 from contextlib import asynccontextmanager
 
 import httpx
+import socketio
 from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 
 from core.settings import Settings, get_settings
 
 from . import errors
 from .db import make_engine, make_sessionmaker
+from .gateway import Gateway
+from .hub import Hub
 from .kb_service import KnowledgeBase
 from .rasa_client import RasaClient
-from .routes import auth, chat, conversations, health, internal, kb_admin, merchant, staff
+from .routes import (
+    auth,
+    chat,
+    conversations,
+    health,
+    internal,
+    kb_admin,
+    merchant,
+    pages,
+    realtime,
+    staff,
+    widget,
+)
 from .storage import LocalFileStore
+from .webchat import create_webchat
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -26,24 +43,38 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
         logging.getLogger("httpx").setLevel(logging.WARNING)
         engine = make_engine(settings.sqlalchemy_url)
-        app.state.settings = settings
         app.state.engine = engine
         app.state.sessions = make_sessionmaker(engine)
         app.state.files = LocalFileStore(settings.evidence_dir)
         app.state.http = httpx.AsyncClient()
         app.state.rasa = RasaClient(settings, app.state.http)
+        await app.state.hub.start()
+        app.state.gateway = Gateway(app.state.rasa, app.state.hub, settings.max_message_chars)
         app.state.kb = KnowledgeBase(settings, app.state.sessions)
         app.state.kb.start()
         yield
         app.state.kb.close()
+        await app.state.hub.close()
         await app.state.http.aclose()
         engine.dispose()
 
     app = FastAPI(title="商家助手 API", version="0.1.0", lifespan=lifespan)
+    app.state.settings = settings
+    app.state.hub = Hub(settings.redis_url)
     errors.install(app)
-    for module in (health, auth, chat, merchant, conversations, staff, kb_admin, internal):
+    # The widget runs on the merchant back-office's origin and calls us with a bearer token (no cookies).
+    app.add_middleware(CORSMiddleware, allow_origins=settings.widget_origins, allow_credentials=False,
+                       allow_methods=["GET", "POST", "PUT", "DELETE"], allow_headers=["Authorization", "Content-Type"])
+    for module in (health, auth, chat, merchant, conversations, widget, staff, kb_admin, internal, realtime, pages):
         app.include_router(module.router)
+    pages.mount_static(app)
     return app
 
 
-app = create_app()
+def create_server(settings: Settings | None = None) -> socketio.ASGIApp:
+    """The app with rasa-webchat's Socket.IO endpoint in front of it (what uvicorn serves)."""
+    app = create_app(settings)
+    return socketio.ASGIApp(create_webchat(app), other_asgi_app=app, socketio_path="socket.io")
+
+
+app = create_server()

@@ -258,6 +258,8 @@ class Conversation(Base):
     created_at: Mapped[datetime] = ts(default=utcnow)
     updated_at: Mapped[datetime] = ts(default=utcnow, onupdate=utcnow)
     closed_at: Mapped[datetime | None] = ts(nullable=True)
+    # The rasa-webchat session id when the conversation came in through the Socket.IO channel.
+    channel_session: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
 
     messages: Mapped[list[Message]] = relationship(back_populates="conversation", order_by="Message.id")
 
@@ -284,9 +286,30 @@ class Message(Base):
     payload: Mapped[dict | None] = mapped_column(JSON, default=None)  # buttons, faq id, …
     agent_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), nullable=True)
     feedback: Mapped[Feedback | None] = mapped_column(_enum(Feedback), nullable=True)
+    # The widget's own id for a merchant message: a message re-sent after a dropped connection is stored once.
+    client_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
     created_at: Mapped[datetime] = ts(default=utcnow)
 
     conversation: Mapped[Conversation] = relationship(back_populates="messages")
+
+    __table_args__ = (Index("uq_messages_client_id", "conversation_id", "client_id", unique=True),)
+
+
+class Notification(Base):
+    """服务进度提醒: a case or appeal of the merchant's changed status."""
+
+    __tablename__ = "notifications"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    merchant_id: Mapped[int] = mapped_column(ForeignKey("merchants.id"))
+    kind: Mapped[str] = mapped_column(String(20))          # case | appeal
+    number: Mapped[str] = mapped_column(String(32))        # GD… / SS…
+    title: Mapped[str] = mapped_column(String(200))
+    body: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = ts(default=utcnow)
+    read_at: Mapped[datetime | None] = ts(nullable=True)
+
+    __table_args__ = (Index("ix_notifications_merchant_unread", "merchant_id", "read_at"),)
 
 
 # --------------------------------------------------------------------------- knowledge base

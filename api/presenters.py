@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from . import labels, schemas
-from .models import Appeal, Conversation, Message, Penalty, ServiceCase
+from .models import Appeal, Conversation, Message, Notification, Penalty, ServiceCase
 
 
 def aware(dt: datetime | None) -> datetime | None:
@@ -63,10 +63,16 @@ def appeal_detail(a: Appeal, merchant_code: str | None = None) -> schemas.Appeal
 
 def message(m: Message) -> schemas.MessageOut:
     return schemas.MessageOut(id=m.id, sender=m.sender.value, text=m.text, payload=m.payload,
-                              feedback=m.feedback.value if m.feedback else None, created_at=aware(m.created_at))
+                              feedback=m.feedback.value if m.feedback else None, created_at=aware(m.created_at),
+                              client_id=m.client_id)
 
 
 def conversation(c: Conversation) -> schemas.ConversationOut:
     return schemas.ConversationOut(id=c.id, mode=c.mode.value, mode_label=labels.CONVERSATION_MODE[c.mode],
                                    rating=c.rating, created_at=aware(c.created_at), updated_at=aware(c.updated_at),
                                    closed_at=aware(c.closed_at))
+
+
+def notification(n: Notification) -> schemas.NotificationOut:
+    return schemas.NotificationOut(id=n.id, kind=n.kind, number=n.number, title=n.title, body=n.body,
+                                   created_at=aware(n.created_at), read=n.read_at is not None)

@@ -8,8 +8,10 @@ from pydantic import BaseModel, Field
 
 
 class ChatRequest(BaseModel):
-    text: str = Field(description="商家发送的文字")
+    text: str = Field(description="商家发送的文字（点按钮时为按钮标题）")
     conversation_id: int | None = Field(default=None, ge=1)
+    payload: str | None = Field(default=None, description="按钮的 payload（/intent{…}），交给助手理解")
+    client_id: str | None = Field(default=None, description="客户端生成的消息编号，重发时据此去重")
 
 
 class Button(BaseModel):
@@ -178,6 +180,7 @@ class MessageOut(BaseModel):
     payload: dict | None
     feedback: str | None
     created_at: datetime
+    client_id: str | None = None
 
 
 class ConversationOut(BaseModel):
@@ -202,3 +205,25 @@ class FeedbackIn(BaseModel):
 class RatingIn(BaseModel):
     rating: int = Field(ge=1, le=5)
     comment: str = Field(default="", max_length=500)
+
+
+# --------------------------------------------------------------------------- widget
+
+
+class NotificationOut(BaseModel):
+    id: int
+    kind: str
+    number: str
+    title: str
+    body: str
+    created_at: datetime
+    read: bool
+
+
+class MarkReadIn(BaseModel):
+    ids: list[int] = Field(max_length=200)
+
+
+class Suggestion(BaseModel):
+    faq_id: int
+    question: str

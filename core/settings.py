@@ -50,6 +50,13 @@ class Settings(BaseSettings):
     evidence_max_bytes: int = 10 * 1024 * 1024
     evidence_max_files: int = 9
 
+    # Several API instances share pushes (agent replies, 服务进度提醒) through Redis; empty: this process only.
+    redis_url: str = ""
+    # Origins allowed to call the API from a browser (the merchant back-office that embeds the widget).
+    widget_origins: list[str] = ["*"]
+    # The demo back-office page (/demo) mints widget tokens for the demo merchants: turn off in production.
+    demo: bool = True
+
     rasa_timeout_s: float = 30.0
     max_message_chars: int = Field(default=2000, ge=1)
 

@@ -6,7 +6,7 @@ from fastapi import APIRouter, HTTPException
 from sqlalchemy import select
 
 from .. import crud, presenters, schemas
-from ..deps import MerchantDep, SessionDep
+from ..deps import GatewayDep, MerchantDep, SessionDep
 from ..models import Conversation, ConversationMode, Feedback, Message, Sender, utcnow
 
 router = APIRouter(prefix="/api", tags=["conversations"])
@@ -59,7 +59,8 @@ def feedback(message_id: int, body: schemas.FeedbackIn, merchant: MerchantDep, d
 
 @router.post("/conversations/{conversation_id}/rating", response_model=schemas.ConversationOut,
              summary="结束会话并评价（1–5 分）")
-def rate(conversation_id: int, body: schemas.RatingIn, merchant: MerchantDep, db: SessionDep) -> schemas.ConversationOut:
+def rate(conversation_id: int, body: schemas.RatingIn, merchant: MerchantDep, db: SessionDep,
+         gateway: GatewayDep) -> schemas.ConversationOut:
     conv = crud.get_conversation(db, merchant, conversation_id)
     if conv is None:
         raise HTTPException(status_code=404, detail=NOT_FOUND)
@@ -69,4 +70,5 @@ def rate(conversation_id: int, body: schemas.RatingIn, merchant: MerchantDep, db
     if conv.mode != ConversationMode.closed:
         conv.mode, conv.closed_at = ConversationMode.closed, utcnow()
     db.commit()
+    gateway.push_mode(conv)
     return presenters.conversation(conv)

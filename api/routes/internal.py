@@ -6,7 +6,7 @@ from fastapi import APIRouter, Depends, Header, HTTPException
 from pydantic import BaseModel, Field
 
 from .. import crud
-from ..deps import KbDep, SessionDep, require_internal_token
+from ..deps import GatewayDep, KbDep, SessionDep, require_internal_token
 from ..kb_service import KbUnavailableError
 from ..models import ConversationMode, FaqStatus, Sender
 from ..schemas import KbHit, KbSearchRequest, KbSearchResponse
@@ -52,13 +52,16 @@ class HandoffIn(BaseModel):
 
 
 @router.post("/conversations/{conversation_id}/handoff", summary="转人工：会话进入客服队列")
-def handoff(conversation_id: int, body: HandoffIn, db: SessionDep, x_merchant_id: str = Header(default="")) -> dict:
+def handoff(conversation_id: int, body: HandoffIn, db: SessionDep, gateway: GatewayDep,
+            x_merchant_id: str = Header(default="")) -> dict:
     merchant = crud.get_merchant_by_code(db, x_merchant_id.strip())
     conv = crud.get_conversation(db, merchant, conversation_id) if merchant else None
     if conv is None:
         raise HTTPException(status_code=404, detail="会话不存在")
     if conv.mode in (ConversationMode.bot, ConversationMode.closed):
         conv.mode = ConversationMode.waiting_agent
-        crud.add_message(db, conv, Sender.system, f"已转人工：{body.reason or '商家要求'}")
+        msg = crud.add_message(db, conv, Sender.system, f"已转人工：{body.reason or '商家要求'}")
         db.commit()
+        gateway.push_messages([msg])
+        gateway.push_mode(conv)
     return {"conversation_id": conv.id, "mode": conv.mode.value}

@@ -7,7 +7,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
 from .. import presenters, schemas, security
-from ..deps import AdminDep, AgentDep, RasaDep, SessionDep
+from ..deps import AdminDep, AgentDep, GatewayDep, RasaDep, SessionDep
+from ..gateway import conv_channel, merchant_channel, typing_event
 from ..models import (
     OPEN_APPEAL_STATUSES,
     OPEN_CASE_STATUSES,
@@ -26,12 +27,19 @@ from ..models import (
 from ..rasa_client import RasaUnavailableError
 from ..services import appeals as appeal_service
 from ..services import cases as case_service
+from ..services import notifications
 
 router = APIRouter(prefix="/api/staff", tags=["staff"])
 
 
 def _merchant_code(db, merchant_id: int) -> str:
     return db.get(Merchant, merchant_id).code
+
+
+def _notify(gateway, note) -> None:
+    """服务进度提醒: live in the merchant's open widgets; the stored row shows on the next open otherwise."""
+    gateway.hub.publish(merchant_channel(note.merchant_id),
+                        {"type": "notification", "notification": presenters.notification(note).model_dump(mode="json")})
 
 
 @router.get("/cases", response_model=list[schemas.CaseSummary], summary="工单列表")
@@ -50,14 +58,17 @@ def case(number: str, _: AgentDep, db: SessionDep) -> schemas.CaseDetail:
 
 
 @router.post("/cases/{number}/events", response_model=schemas.CaseDetail, summary="更新工单进度")
-def advance_case(number: str, body: schemas.CaseAdvance, _: AgentDep, db: SessionDep) -> schemas.CaseDetail:
+def advance_case(number: str, body: schemas.CaseAdvance, _: AgentDep, db: SessionDep,
+                 gateway: GatewayDep) -> schemas.CaseDetail:
     try:
         status = CaseStatus(body.status)
     except ValueError:
         raise HTTPException(status_code=422, detail="工单状态不在可选范围内") from None
     c = case_service.find_case(db, number, None)
     case_service.advance(db, c, status, body.note, body.expected_done_at)
+    note = notifications.case_changed(db, c, body.note)
     db.commit()
+    _notify(gateway, note)
     return presenters.case_detail(c, _merchant_code(db, c.merchant_id))
 
 
@@ -76,14 +87,17 @@ def appeal(number: str, _: AgentDep, db: SessionDep) -> schemas.AppealDetail:
 
 
 @router.post("/appeals/{number}/review", response_model=schemas.AppealDetail, summary="审核申诉")
-def review_appeal(number: str, body: schemas.AppealReview, staff: AgentDep, db: SessionDep) -> schemas.AppealDetail:
+def review_appeal(number: str, body: schemas.AppealReview, staff: AgentDep, db: SessionDep,
+                  gateway: GatewayDep) -> schemas.AppealDetail:
     try:
         status = AppealStatus(body.status)
     except ValueError:
         raise HTTPException(status_code=422, detail="审核结果不在可选范围内") from None
     a = appeal_service.find_appeal(db, number, None, lock=True)
     appeal_service.review(db, a, status, body.note, staff.actor)
+    note = notifications.appeal_changed(db, a, body.note)
     db.commit()
+    _notify(gateway, note)
     return presenters.appeal_detail(a, _merchant_code(db, a.merchant_id))
 
 
@@ -158,20 +172,24 @@ def conversations(_: AgentDep, db: SessionDep, mode: str = "waiting_agent") -> l
 
 
 @router.post("/conversations/{conversation_id}/take", response_model=schemas.ConversationDetail, summary="接入会话")
-def take(conversation_id: int, agent: AgentDep, db: SessionDep) -> schemas.ConversationDetail:
+def take(conversation_id: int, agent: AgentDep, db: SessionDep, gateway: GatewayDep) -> schemas.ConversationDetail:
     conv = _staff_conversation(db, conversation_id)
     if conv.mode == ConversationMode.agent and conv.assigned_agent_id not in (None, agent.user.id):
         raise HTTPException(status_code=409, detail="该会话已由其他客服接入")
     if conv.mode == ConversationMode.closed:
         raise HTTPException(status_code=409, detail="会话已结束")
     conv.mode, conv.assigned_agent_id = ConversationMode.agent, agent.user.id
-    db.add(Message(conversation_id=conv.id, sender=Sender.system, text=f"客服{agent.user.display_name}已接入"))
+    msg = Message(conversation_id=conv.id, sender=Sender.system, text=f"客服{agent.user.display_name}已接入")
+    db.add(msg)
     db.commit()
+    gateway.push_messages([msg])
+    gateway.push_mode(conv)
     return _detail(db, conv)
 
 
 @router.post("/conversations/{conversation_id}/reply", response_model=schemas.MessageOut, summary="客服回复")
-def reply(conversation_id: int, body: AgentReply, agent: AgentDep, db: SessionDep) -> schemas.MessageOut:
+def reply(conversation_id: int, body: AgentReply, agent: AgentDep, db: SessionDep,
+          gateway: GatewayDep) -> schemas.MessageOut:
     conv = _staff_conversation(db, conversation_id)
     if conv.mode != ConversationMode.agent or conv.assigned_agent_id != agent.user.id:
         raise HTTPException(status_code=409, detail="请先接入该会话再回复")
@@ -179,12 +197,21 @@ def reply(conversation_id: int, body: AgentReply, agent: AgentDep, db: SessionDe
                   payload={"agent_name": agent.user.display_name})
     db.add(msg)
     db.commit()
+    gateway.push_messages([msg])
     return presenters.message(msg)
+
+
+@router.post("/conversations/{conversation_id}/typing", status_code=204, summary="客服正在输入")
+def agent_typing(conversation_id: int, agent: AgentDep, db: SessionDep, gateway: GatewayDep) -> None:
+    conv = _staff_conversation(db, conversation_id)
+    if conv.mode == ConversationMode.agent and conv.assigned_agent_id == agent.user.id:
+        gateway.hub.publish(conv_channel(conv.id), typing_event(conv.id, "agent"))
 
 
 @router.post("/conversations/{conversation_id}/release", response_model=schemas.ConversationDetail,
              summary="交还给智能助手")
-async def release(conversation_id: int, agent: AgentDep, db: SessionDep, rasa: RasaDep) -> schemas.ConversationDetail:
+async def release(conversation_id: int, agent: AgentDep, db: SessionDep, rasa: RasaDep,
+                  gateway: GatewayDep) -> schemas.ConversationDetail:
     conv = _staff_conversation(db, conversation_id)
     if conv.mode not in (ConversationMode.agent, ConversationMode.waiting_agent):
         raise HTTPException(status_code=409, detail="会话不在人工服务中")
@@ -193,6 +220,9 @@ async def release(conversation_id: int, agent: AgentDep, db: SessionDep, rasa: R
     except RasaUnavailableError:
         raise HTTPException(status_code=503, detail="智能助手暂时不可用，会话仍由人工负责") from None
     conv.mode, conv.assigned_agent_id = ConversationMode.bot, None
-    db.add(Message(conversation_id=conv.id, sender=Sender.system, text="客服已结束人工服务，智能助手继续为您服务"))
+    msg = Message(conversation_id=conv.id, sender=Sender.system, text="客服已结束人工服务，智能助手继续为您服务")
+    db.add(msg)
     db.commit()
+    gateway.push_messages([msg])
+    gateway.push_mode(conv)
     return _detail(db, conv)

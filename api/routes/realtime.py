@@ -1,0 +1,163 @@
+"""The widget's WebSocket: messages both ways, typing indicators and server pushes.
+
+Client → server (JSON objects):
+  ``{"type": "hello", "conversation_id": 12 | null, "after_id": 340}``  join (or rejoin) a conversation
+  ``{"type": "message", "text": "…", "payload": "/intent{…}" | null, "client_id": "…"}``
+  ``{"type": "typing"}``, ``{"type": "seen", "ids": [1, 2]}`` (服务进度提醒 read), ``{"type": "ping"}``
+Server → client: ``hello``, ``history``, ``message``, ``typing``, ``mode``, ``notification``, ``error``, ``pong``.
+The token (signed by the host site) comes in the query string: browsers cannot set headers on a WebSocket.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+
+from fastapi import APIRouter, HTTPException, WebSocket, WebSocketDisconnect
+from sqlalchemy import select
+
+from .. import crud, presenters
+from ..deps import merchant_for_token
+from ..gateway import GatewayError, conv_channel, merchant_channel, typing_event
+from ..hub import Subscription
+from ..models import Conversation, ConversationMode, Merchant, Message
+from ..services import notifications
+
+router = APIRouter(tags=["realtime"])
+log = logging.getLogger(__name__)
+MAX_FRAME_CHARS = 20_000
+HISTORY_LIMIT = 500
+
+
+class ChatSocket:
+    """One open widget: the merchant it belongs to, the conversation it shows, its inbox on the hub."""
+
+    def __init__(self, websocket: WebSocket, merchant_id: int, sub: Subscription):
+        self.ws, self.state = websocket, websocket.app.state
+        self.merchant_id, self.sub = merchant_id, sub
+        self.conversation_id: int | None = None
+
+    def send(self, event: dict) -> None:
+        """Everything goes out through the inbox, so one task writes to the socket, in order."""
+        self.sub.queue.put_nowait(event)
+
+    def error(self, status: int, detail: str, **extra) -> None:
+        self.send({"type": "error", "status": status, "detail": detail, **extra})
+
+    def _join(self, conv: Conversation) -> None:
+        if self.conversation_id is not None:
+            self.sub.remove(conv_channel(self.conversation_id))
+        self.conversation_id = conv.id
+        self.sub.add(conv_channel(conv.id))
+
+    async def hello(self, event: dict) -> None:
+        wanted, after_id = event.get("conversation_id"), event.get("after_id") or 0
+        if not isinstance(after_id, int) or after_id < 0 or (wanted is not None and not isinstance(wanted, int)):
+            return self.error(422, "hello 的参数无效")
+        with self.state.sessions() as db:
+            merchant = db.get(Merchant, self.merchant_id)
+            conv = crud.get_conversation(db, merchant, wanted) if wanted else None
+            if conv is None or conv.mode == ConversationMode.closed:
+                conv, after_id = crud.open_conversation(db, merchant), 0
+                db.commit()
+            self._join(conv)  # subscribe before reading history: nothing falls in between
+            msgs = db.scalars(select(Message).where(Message.conversation_id == conv.id, Message.id > after_id)
+                              .order_by(Message.id).limit(HISTORY_LIMIT))
+            self.send({"type": "hello", "conversation": presenters.conversation(conv).model_dump(mode="json"),
+                       "merchant": {"code": merchant.code, "name": merchant.name}})
+            self.send({"type": "history", "conversation_id": conv.id,
+                       "messages": [presenters.message(m).model_dump(mode="json") for m in msgs]})
+            for n in notifications.unread(db, self.merchant_id):
+                self.send({"type": "notification", "notification": presenters.notification(n).model_dump(mode="json")})
+
+    async def message(self, event: dict) -> None:
+        client_id = event.get("client_id")
+        if self.conversation_id is None:
+            return self.error(409, "连接尚未就绪，请稍后重试", client_id=client_id)
+        gateway = self.state.gateway
+        with self.state.sessions() as db:
+            merchant = db.get(Merchant, self.merchant_id)
+            try:
+                conv = crud.get_conversation(db, merchant, self.conversation_id)
+                if conv is None or conv.mode == ConversationMode.closed:  # ended (rated) meanwhile: start anew
+                    conv = gateway.conversation_for(db, merchant, None)
+                    db.commit()
+                    self._join(conv)
+                    self.send({"type": "hello", "conversation": presenters.conversation(conv).model_dump(mode="json"),
+                               "merchant": {"code": merchant.code, "name": merchant.name}})
+                turn = await gateway.merchant_says(db, merchant, conv, event.get("text"), event.get("payload"),
+                                                   client_id)
+            except GatewayError as exc:
+                return self.error(exc.status, exc.detail, client_id=client_id)
+            if turn.duplicate:  # re-sent after a reconnect: it was stored before; echo it so the widget settles
+                self.send({"type": "message", "conversation_id": conv.id,
+                           "message": presenters.message(turn.merchant_message).model_dump(mode="json")})
+
+    async def typing(self, event: dict) -> None:
+        if self.conversation_id is not None:
+            self.state.hub.publish(conv_channel(self.conversation_id), typing_event(self.conversation_id, "merchant"))
+
+    async def seen(self, event: dict) -> None:
+        ids = event.get("ids")
+        if not isinstance(ids, list) or not all(isinstance(i, int) for i in ids) or len(ids) > 200:
+            return self.error(422, "提醒编号无效")
+        with self.state.sessions() as db:
+            notifications.mark_read(db, self.merchant_id, ids)
+            db.commit()
+
+    async def ping(self, event: dict) -> None:
+        self.send({"type": "pong"})
+
+
+HANDLERS = {"hello": ChatSocket.hello, "message": ChatSocket.message, "typing": ChatSocket.typing,
+            "seen": ChatSocket.seen, "ping": ChatSocket.ping}
+
+
+def _parse(frame: str) -> dict | str:
+    """The event, or the reason it is refused."""
+    if len(frame) > MAX_FRAME_CHARS:
+        return "消息太长了"
+    try:
+        event = json.loads(frame)
+    except ValueError:
+        return "无法解析的消息"
+    if not isinstance(event, dict) or event.get("type") not in HANDLERS:
+        return "未知的消息类型"
+    return event
+
+
+async def _write(sock: ChatSocket) -> None:
+    while True:
+        await sock.ws.send_json(await sock.sub.get())
+
+
+@router.websocket("/ws/chat")
+async def chat_socket(websocket: WebSocket) -> None:
+    await websocket.accept()
+    state = websocket.app.state
+    with state.sessions() as db:
+        try:
+            merchant_id = merchant_for_token(db, state.settings, websocket.query_params.get("token", "")).id
+        except HTTPException as exc:
+            await websocket.send_json({"type": "error", "status": 401, "detail": exc.detail})
+            await websocket.close(code=4401)
+            return
+    sock = ChatSocket(websocket, merchant_id, state.hub.subscribe(merchant_channel(merchant_id)))
+    writer = asyncio.create_task(_write(sock))
+    try:
+        while True:
+            frame = await websocket.receive()
+            if frame["type"] == "websocket.disconnect":
+                break
+            event = _parse(frame.get("text") or "") if frame.get("bytes") is None else "只接受文本消息"
+            if isinstance(event, str):
+                sock.error(400, event)
+                continue
+            await HANDLERS[event["type"]](sock, event)
+    except WebSocketDisconnect:
+        pass
+    finally:
+        sock.sub.close()
+        writer.cancel()
+        await asyncio.gather(writer, return_exceptions=True)

@@ -1,0 +1,139 @@
+"""rasa-webchat's Socket.IO protocol, so a site already using that widget can point it here unchanged.
+
+Path ``/socket.io``; ``session_request {session_id}`` → ``session_confirm``; ``user_uttered {message,
+customData, session_id}``; replies as ``bot_uttered {text, quick_replies}``. The merchant is the one named by
+the signed token in ``customData.token``; each webchat session is a conversation of its own, and agent
+messages reach the widget the same way as the bot's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import uuid
+
+import socketio
+from fastapi import FastAPI, HTTPException
+from sqlalchemy import select
+
+from .deps import merchant_for_token
+from .gateway import GatewayError, conv_channel
+from .hub import Subscription
+from .models import Message, Sender
+from .services import faqs as faq_service
+
+log = logging.getLogger(__name__)
+SESSION_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+INIT_PAYLOADS = {"/get_started", "/greet"}
+WELCOME = "您好，我是商家助手，可以直接输入问题，也可以点下面的热点问题。"
+BAD_TOKEN = "身份验证失败，请刷新商家后台页面后重试。"
+
+
+def to_bot_uttered(message: dict) -> dict | None:
+    """A stored message as rasa-webchat shows it; the merchant's own messages are not echoed."""
+    sender, text = message["sender"], message["text"]
+    if sender == Sender.merchant.value or not text:
+        return None
+    if sender == Sender.agent.value:
+        name = (message.get("payload") or {}).get("agent_name", "")
+        text = f"【人工客服{name}】{text}"
+    out: dict = {"text": text}
+    buttons = (message.get("payload") or {}).get("buttons") or []
+    if buttons:
+        out["quick_replies"] = [{"content_type": "text", "title": b["title"], "payload": b["payload"]}
+                                for b in buttons]
+    return out
+
+
+def create_webchat(app: FastAPI) -> socketio.AsyncServer:
+    settings = app.state.settings
+    origins = "*" if "*" in settings.widget_origins else settings.widget_origins
+    sio = socketio.AsyncServer(async_mode="asgi", cors_allowed_origins=origins, logger=False,
+                               engineio_logger=False)
+    pumps: dict[str, tuple[Subscription, asyncio.Task]] = {}
+
+    async def pump(sid: str, sub: Subscription) -> None:
+        while True:
+            event = await sub.get()
+            if event.get("type") == "message" and (out := to_bot_uttered(event["message"])):
+                await sio.emit("bot_uttered", out, to=sid)
+
+    def follow(sid: str, conversation_id: int) -> None:
+        """Forward the conversation's bot, agent and system messages to this socket."""
+        current = pumps.get(sid)
+        if current and conv_channel(conversation_id) in current[0].channels:
+            return
+        stop(sid)
+        sub = app.state.hub.subscribe(conv_channel(conversation_id))
+        pumps[sid] = (sub, asyncio.create_task(pump(sid, sub)))
+
+    def stop(sid: str) -> None:
+        if sid in pumps:
+            sub, task = pumps.pop(sid)
+            sub.close()
+            task.cancel()
+
+    @sio.event
+    async def connect(sid, environ, auth=None):
+        return True
+
+    @sio.event
+    async def disconnect(sid, *args):
+        stop(sid)
+
+    @sio.on("session_request")
+    async def session_request(sid, data):
+        session_id = data.get("session_id") if isinstance(data, dict) else None
+        if not isinstance(session_id, str) or not SESSION_ID.match(session_id):
+            session_id = uuid.uuid4().hex
+        await sio.save_session(sid, {"session_id": session_id})
+        await sio.emit("session_confirm", session_id, to=sid)
+
+    @sio.on("user_uttered")
+    async def user_uttered(sid, data):
+        if not isinstance(data, dict):
+            return
+        custom = data.get("customData") if isinstance(data.get("customData"), dict) else {}
+        text = data.get("message")
+        session_id = (await sio.get_session(sid)).get("session_id") or data.get("session_id")
+        if not isinstance(session_id, str) or not SESSION_ID.match(session_id):
+            session_id = uuid.uuid4().hex
+            await sio.save_session(sid, {"session_id": session_id})
+        with app.state.sessions() as db:
+            try:
+                merchant = merchant_for_token(db, settings, str(custom.get("token") or ""))
+            except HTTPException:
+                await sio.emit("bot_uttered", {"text": BAD_TOKEN}, to=sid)
+                return
+            if text in INIT_PAYLOADS:
+                hot = faq_service.hot_questions(db)
+                await sio.emit("bot_uttered", {"text": WELCOME, "quick_replies": [
+                    {"content_type": "text", "title": f.question, "payload": f.question} for f in hot[:6]]}, to=sid)
+                return
+            gateway = app.state.gateway
+            try:
+                conv = gateway.conversation_for(db, merchant, None, channel_session=session_id)
+                db.commit()
+                follow(sid, conv.id)
+                title = _button_title(db, conv.id, text)
+                if title is None:
+                    await gateway.merchant_says(db, merchant, conv, text)
+                else:  # history shows what was clicked; the bot gets the payload
+                    await gateway.merchant_says(db, merchant, conv, title, payload=text)
+            except GatewayError as exc:
+                await sio.emit("bot_uttered", {"text": exc.detail}, to=sid)
+
+    return sio
+
+
+def _button_title(db, conversation_id: int, text) -> str | None:
+    """A quick reply arrives as its payload: find the title the merchant clicked, for the history."""
+    if not isinstance(text, str) or not text.startswith("/"):
+        return None
+    last = db.scalar(select(Message).where(Message.conversation_id == conversation_id, Message.sender == Sender.bot)
+                     .order_by(Message.id.desc()).limit(1))
+    for b in ((last.payload or {}).get("buttons") or []) if last else []:
+        if b.get("payload") == text:
+            return b.get("title") or None
+    return None
