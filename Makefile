@@ -3,14 +3,14 @@ APP_PY := .venv/app/bin/python
 export RASA_TELEMETRY_ENABLED := false
 export SQLALCHEMY_SILENCE_UBER_WARNING := 1
 
-.PHONY: run test setup venvs prepare lint clean
+.PHONY: run test setup venvs browser prepare lint clean
 
 ## Set up whatever is missing, then run API + Rasa + action server (Ctrl-C stops all three).
 run: venvs
 	$(APP_PY) -m devtools.stack
 
 ## Set up whatever is missing, then run the whole test suite (unit + end-to-end).
-test: setup
+test: setup browser
 	$(APP_PY) -m pytest $(PYTEST_ARGS)
 
 ## Create what is missing: venvs, embedding model, database, trained Rasa model.
@@ -19,6 +19,10 @@ setup: venvs
 
 venvs:
 	bash scripts/setup-venvs.sh
+
+## Debian's Chromium and the published rasa-webchat bundle, for the browser tests.
+browser:
+	bash scripts/setup-browser.sh
 
 lint: venvs
 	.venv/app/bin/ruff check .

@@ -53,7 +53,8 @@ class ApiClient:
 
     async def search_kb(self, text: str, merchant_id: str | None, conversation_id: int | None = None,
                         k: int = 5) -> dict:
-        return await self.request("POST", "/internal/kb/search", merchant_id,
+        # The API may still be loading its index after a restart; it waits up to 20 s for it.
+        return await self.request("POST", "/internal/kb/search", merchant_id, timeout=25.0,
                                   json={"text": text, "k": k, "log_unanswered": True,
                                         "conversation_id": conversation_id})
 

@@ -38,7 +38,7 @@ def to_bot_uttered(message: dict) -> dict | None:
     if sender == Sender.agent.value:
         name = (message.get("payload") or {}).get("agent_name", "")
         text = f"【人工客服{name}】{text}"
-    out: dict = {"text": text}
+    out: dict = {"text": text.replace("\n", "  \n")}  # webchat renders markdown: keep the line breaks
     buttons = (message.get("payload") or {}).get("buttons") or []
     if buttons:
         out["quick_replies"] = [{"content_type": "text", "title": b["title"], "payload": b["payload"]}

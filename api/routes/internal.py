@@ -12,12 +12,14 @@ from ..models import ConversationMode, FaqStatus, Sender
 from ..schemas import KbHit, KbSearchRequest, KbSearchResponse
 from ..services import faqs as faq_service
 
+KB_WAIT_S = 20.0
 router = APIRouter(prefix="/internal", tags=["internal"], dependencies=[Depends(require_internal_token)])
 
 
 @router.post("/kb/search", response_model=KbSearchResponse, summary="知识库检索与回答决策")
 def kb_search(body: KbSearchRequest, kb: KbDep, db: SessionDep,
               x_merchant_id: str = Header(default="")) -> KbSearchResponse:
+    kb.wait_ready(timeout=KB_WAIT_S)  # just after a restart the index is still loading: wait rather than fail
     try:
         result = kb.search(body.text, k=body.k)
     except KbUnavailableError:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import httpx
 import pytest
 
-from core.settings import get_settings
+from core.settings import REPO_ROOT, get_settings
 from devtools.prepare import ensure_database, rasa_model_path
 from devtools.stack import Stack
 
@@ -34,3 +36,46 @@ def api(stack):
     with httpx.Client(base_url=stack.settings.api_url, timeout=60) as client:
         client.stack_settings = stack.settings
         yield client
+
+
+# --------------------------------------------------------------------------- a real browser (Debian's Chromium)
+
+CHROMIUM = "/usr/bin/chromium"
+ARTIFACTS = REPO_ROOT / "test-artifacts" / "screenshots"
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """Headless Debian Chromium driven by Playwright; no browser is ever downloaded."""
+    from playwright.sync_api import expect, sync_playwright
+
+    expect.set_options(timeout=90_000)  # a loaded 2-core machine; the waits end as soon as the page is right
+
+    assert Path(CHROMIUM).exists(), "Chromium missing: .ci/run installs Debian's chromium package"
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM,
+                              args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(browser, request):
+    """A fresh browser profile per test; a screenshot of the end state is kept in test-artifacts/."""
+    context = browser.new_context(viewport={"width": 1280, "height": 860}, locale="zh-CN")
+    context.set_default_timeout(90_000)
+    pg = context.new_page()
+    pg.errors = []
+    pg.on("pageerror", lambda exc: pg.errors.append(str(exc)))
+    yield pg
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    try:
+        if not pg.is_closed():
+            pg.screenshot(path=str(ARTIFACTS / f"{request.node.name}.png"))
+    finally:
+        context.close()
+
+
+def screenshot(page, name: str) -> None:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"))

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# What the browser tests need: Debian's Chromium (a browser is never downloaded), CJK fonts so screenshots are
+# readable, and the published rasa-webchat 1.0.1 bundle for the compatibility test (checked against its hash).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+
+missing=()
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+{ command -v fc-list >/dev/null 2>&1 && fc-list | grep -qi "Noto Sans CJK"; } || missing+=(fonts-noto-cjk)
+command -v npm >/dev/null 2>&1 || missing+=(npm)
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "==> 安装浏览器测试需要的系统软件包：${missing[*]}"
+  $SUDO apt-get update -q
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+BUNDLE=var/webchat/rasa-webchat-1.0.1.js
+SHA1=918985573aa505d81ab927c5ea5919ae29a5ecfd  # npm's shasum of rasa-webchat-1.0.1.tgz
+if [ ! -f "$BUNDLE" ]; then
+  echo "==> 下载已发布的 rasa-webchat 1.0.1（兼容性测试用）"
+  tmp=$(mktemp -d)
+  trap 'rm -rf "$tmp"' EXIT
+  (cd "$tmp" && npm pack rasa-webchat@1.0.1 --silent >/dev/null)
+  echo "$SHA1  $tmp/rasa-webchat-1.0.1.tgz" | sha1sum -c --quiet
+  mkdir -p "$(dirname "$BUNDLE")"
+  tar -xzf "$tmp/rasa-webchat-1.0.1.tgz" -O package/lib/index.js > "$BUNDLE.part"
+  mv "$BUNDLE.part" "$BUNDLE"
+fi
