@@ -37,7 +37,7 @@ def to_bot_uttered(message: dict) -> dict | None:
         return None
     if sender == Sender.agent.value:
         name = (message.get("payload") or {}).get("agent_name", "")
-        text = f"【人工客服{name}】{text}"
+        text = f"【人工客服 {name}】{text}" if name else f"【人工客服】{text}"
     out: dict = {"text": text.replace("\n", "  \n")}  # webchat renders markdown: keep the line breaks
     buttons = (message.get("payload") or {}).get("buttons") or []
     if buttons:
