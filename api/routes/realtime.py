@@ -17,11 +17,11 @@ import logging
 from fastapi import APIRouter, HTTPException, WebSocket, WebSocketDisconnect
 from sqlalchemy import select
 
-from .. import crud, presenters
+from .. import crud, presenters, security
 from ..deps import merchant_for_token
-from ..gateway import GatewayError, conv_channel, merchant_channel, typing_event
+from ..gateway import AGENTS_CHANNEL, GatewayError, conv_channel, merchant_channel, typing_event
 from ..hub import Subscription
-from ..models import Conversation, ConversationMode, Merchant, Message
+from ..models import Conversation, ConversationMode, Merchant, Message, Role, User
 from ..services import notifications
 
 router = APIRouter(tags=["realtime"])
@@ -96,7 +96,9 @@ class ChatSocket:
 
     async def typing(self, event: dict) -> None:
         if self.conversation_id is not None:
-            self.state.hub.publish(conv_channel(self.conversation_id), typing_event(self.conversation_id, "merchant"))
+            signal = typing_event(self.conversation_id, "merchant")
+            self.state.hub.publish(conv_channel(self.conversation_id), signal)
+            self.state.hub.publish(AGENTS_CHANNEL, signal)
 
     async def seen(self, event: dict) -> None:
         ids = event.get("ids")
@@ -159,5 +161,45 @@ async def chat_socket(websocket: WebSocket) -> None:
         pass
     finally:
         sock.sub.close()
+        writer.cancel()
+        await asyncio.gather(writer, return_exceptions=True)
+
+
+@router.websocket("/ws/agent")
+async def agent_socket(websocket: WebSocket) -> None:
+    """The agents' live feed: queue and mode changes, merchants' messages and typing in conversations a person
+    owns. Agents act through the staff REST endpoints; this socket only listens (and answers pings)."""
+    await websocket.accept()
+    state = websocket.app.state
+    reason = ""
+    try:
+        user_id, _ = security.read_staff_token(websocket.query_params.get("token", ""), state.settings.secret_key)
+    except security.TokenError as exc:
+        user_id, reason = None, str(exc)
+    with state.sessions() as db:
+        user = db.get(User, user_id) if user_id else None
+        allowed = user is not None and user.is_active and user.role in (Role.agent, Role.admin)
+    if not allowed:
+        detail = reason if user_id is None else "没有权限执行此操作"
+        await websocket.send_json({"type": "error", "status": 401 if user_id is None else 403, "detail": detail})
+        await websocket.close(code=4401 if user_id is None else 4403)
+        return
+    sub = state.hub.subscribe(AGENTS_CHANNEL)
+    sock = ChatSocket(websocket, 0, sub)
+    writer = asyncio.create_task(_write(sock))
+    try:
+        while True:
+            frame = await websocket.receive()
+            if frame["type"] == "websocket.disconnect":
+                break
+            event = _parse(frame.get("text") or "")
+            if isinstance(event, dict) and event["type"] == "ping":
+                sock.send({"type": "pong"})
+            else:
+                sock.error(400, "客服连接只接收推送；回复请用 /api/staff 接口")
+    except WebSocketDisconnect:
+        pass
+    finally:
+        sub.close()
         writer.cancel()
         await asyncio.gather(writer, return_exceptions=True)

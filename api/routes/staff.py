@@ -179,7 +179,7 @@ def take(conversation_id: int, agent: AgentDep, db: SessionDep, gateway: Gateway
     if conv.mode == ConversationMode.closed:
         raise HTTPException(status_code=409, detail="会话已结束")
     conv.mode, conv.assigned_agent_id = ConversationMode.agent, agent.user.id
-    msg = Message(conversation_id=conv.id, sender=Sender.system, text=f"客服{agent.user.display_name}已接入")
+    msg = Message(conversation_id=conv.id, sender=Sender.system, text=f"人工客服 {agent.user.display_name} 已接入")
     db.add(msg)
     db.commit()
     gateway.push_messages([msg])

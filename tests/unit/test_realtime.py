@@ -105,6 +105,33 @@ def test_handoff_agent_messages_and_a_resent_message_reach_the_widget_once(clien
         assert count_messages(database) == before + 1
 
 
+def test_agents_feed_carries_the_queue_and_merchants_messages_in_their_conversations(client, database):
+    agent = staff(client, database)["Authorization"].removeprefix("Bearer ")
+    with client.websocket_connect("/ws/agent?token=bad") as ws:
+        assert ws.receive_json()["status"] == 401
+    with client.websocket_connect(f"/ws/agent?token={agent}") as feed, \
+            client.websocket_connect(f"/ws/chat?token={token(database, 'M10002')}") as ws:
+        first, _ = hello(ws)
+        conv = first["conversation"]["id"]
+        client.post(f"/internal/conversations/{conv}/handoff", json={"reason": "商家要求"},
+                    headers={"X-Internal-Token": database.internal_token, "X-Merchant-Id": "M10002"})
+        queued = receive_until(feed, "mode")
+        assert queued == {"type": "mode", "conversation_id": conv, "mode": "waiting_agent", "mode_label": "排队等待人工"}
+        ws.send_json({"type": "typing"})
+        assert receive_until(feed, "typing")["who"] == "merchant"
+        ws.send_json({"type": "message", "text": "我的货款什么时候解冻", "client_id": "q1"})
+        said = receive_until(feed, "message")
+        assert said["conversation_id"] == conv and said["message"]["text"] == "我的货款什么时候解冻"
+
+
+def test_merchants_cannot_open_the_agents_feed(client, database):
+    with client.websocket_connect(f"/ws/agent?token={token(database)}") as ws:
+        assert ws.receive_json()["status"] == 401
+    editor = staff(client, database, "editor01")["Authorization"].removeprefix("Bearer ")
+    with client.websocket_connect(f"/ws/agent?token={editor}") as ws:
+        assert ws.receive_json()["status"] == 403
+
+
 def test_a_status_change_notifies_its_merchant_live_and_is_marked_read(client, database):
     agent = staff(client, database)
     with client.websocket_connect(f"/ws/chat?token={token(database)}") as ws, \

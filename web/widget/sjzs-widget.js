@@ -315,6 +315,7 @@
   Widget.prototype.setMode = function (mode) {
     this.modeLine.textContent = MODE_LABEL[mode] || mode;
     this.humanBtn.style.display = mode === "bot" ? "" : "none";
+    this.endBtn.style.display = mode === "closed" ? "none" : "";
   };
 
   Widget.prototype.setTyping = function (who) {
@@ -517,7 +518,13 @@
     box.appendChild(el("div", "", "上传申诉 " + appealNumber + " 的材料（图片或 PDF，每个不超过 10 MB）"));
     var pick = el("input");
     pick.type = "file"; pick.multiple = true; pick.accept = "image/png,image/jpeg,image/gif,image/webp,application/pdf";
+    pick.style.display = "none";
+    var choose = el("button", "choose", "选择图片或 PDF");
+    choose.onclick = function () { pick.click(); };
     box.appendChild(pick);
+    var btns = el("div", "btns");
+    btns.appendChild(choose);
+    box.appendChild(btns);
     var files = el("div", "files");
     box.appendChild(files);
     pick.onchange = function () {
