@@ -304,6 +304,7 @@ class Notification(Base):
     merchant_id: Mapped[int] = mapped_column(ForeignKey("merchants.id"))
     kind: Mapped[str] = mapped_column(String(20))          # case | appeal
     number: Mapped[str] = mapped_column(String(32))        # GD… / SS…
+    status: Mapped[str] = mapped_column(String(20))        # the new status (CaseStatus / AppealStatus value)
     title: Mapped[str] = mapped_column(String(200))
     body: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[datetime] = ts(default=utcnow)

@@ -74,5 +74,5 @@ def conversation(c: Conversation) -> schemas.ConversationOut:
 
 
 def notification(n: Notification) -> schemas.NotificationOut:
-    return schemas.NotificationOut(id=n.id, kind=n.kind, number=n.number, title=n.title, body=n.body,
+    return schemas.NotificationOut(id=n.id, kind=n.kind, number=n.number, status=n.status, title=n.title, body=n.body,
                                    created_at=aware(n.created_at), read=n.read_at is not None)

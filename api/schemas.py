@@ -214,6 +214,7 @@ class NotificationOut(BaseModel):
     id: int
     kind: str
     number: str
+    status: str
     title: str
     body: str
     created_at: datetime

@@ -13,18 +13,19 @@ MAX_UNREAD = 50
 
 def case_changed(db: Session, case: ServiceCase, note: str) -> Notification:
     status = labels.CASE_STATUS[case.status]
-    return _add(db, case.merchant_id, "case", case.number,
+    return _add(db, case.merchant_id, "case", case.number, case.status.value,
                 f"您的{labels.CASE_KIND[case.kind]}工单 {case.number} 状态更新为「{status}」", note)
 
 
 def appeal_changed(db: Session, appeal: Appeal, note: str) -> Notification:
     status = labels.APPEAL_STATUS[appeal.status]
-    return _add(db, appeal.merchant_id, "appeal", appeal.number,
+    return _add(db, appeal.merchant_id, "appeal", appeal.number, appeal.status.value,
                 f"您的申诉 {appeal.number} 状态更新为「{status}」", note)
 
 
-def _add(db: Session, merchant_id: int, kind: str, number: str, title: str, body: str) -> Notification:
-    n = Notification(merchant_id=merchant_id, kind=kind, number=number, title=title, body=(body or "").strip())
+def _add(db: Session, merchant_id: int, kind: str, number: str, status: str, title: str, body: str) -> Notification:
+    n = Notification(merchant_id=merchant_id, kind=kind, number=number, status=status, title=title,
+                     body=(body or "").strip())
     db.add(n)
     db.flush()
     return n

@@ -200,6 +200,21 @@ def test_filing_an_appeal_and_uploading_an_image(page, api, tmp_path):
         appeal = api.get(f"/api/appeals/{number}", headers=w.headers).json()
         assert appeal["penalty_number"] == "CF2611180004" and appeal["reason"] == "buyer_malice"
         assert [e["filename"] for e in appeal["evidence"]] == ["打包视频截图.png"]
+
+        # The reviewer asks for more: the reminder arrives live, with an upload of its own.
+        resp = api.post(f"/api/staff/appeals/{number}/review", headers=staff_headers(api),
+                        json={"status": "need_more", "note": "请补充买家签收后的开箱照片"})
+        assert resp.status_code == 200, resp.text
+        card = page.locator("#sjzs-widget .row.notice").last
+        expect(card).to_contain_text("需补充材料")
+        pdf = tmp_path / "开箱照片.pdf"
+        pdf.write_bytes(b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n")
+        card.locator(".upload input[type=file]").set_input_files(str(pdf))
+        expect(card.locator(".upload .ok")).to_have_text("已上传")
+        screenshot(page, "widget-appeal-need-more")
+        appeal = api.get(f"/api/appeals/{number}", headers=w.headers).json()
+        assert [e["filename"] for e in appeal["evidence"]] == ["打包视频截图.png", "开箱照片.pdf"]
+        assert appeal["status"] == "reviewing"  # new material puts it back in review
     finally:  # leave the penalty appealable for the other tests
         api.post(f"/api/appeals/{number}/withdraw", headers=w.headers)
 

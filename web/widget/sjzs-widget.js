@@ -576,6 +576,7 @@
     btns.appendChild(look);
     card.appendChild(btns);
     row.appendChild(card);
+    if (n.kind === "appeal" && n.status === "need_more") this.drawUpload(row, n.number);  // the reviewer asks for more
     this.log.appendChild(row);
     this.scroll();
     this.notices = (this.notices || []).concat([n.id]);

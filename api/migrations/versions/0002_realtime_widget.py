@@ -29,6 +29,7 @@ def upgrade() -> None:
         sa.Column("merchant_id", sa.Integer(), nullable=False),
         sa.Column("kind", sa.String(length=20), nullable=False),
         sa.Column("number", sa.String(length=32), nullable=False),
+        sa.Column("status", sa.String(length=20), nullable=False),
         sa.Column("title", sa.String(length=200), nullable=False),
         sa.Column("body", sa.Text(), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
