@@ -218,6 +218,16 @@ def test_suggestions_come_from_the_knowledge_base(client, database):
 # --------------------------------------------------------------------------- the hub and the webchat format
 
 
+def run_in_new_loop(make_coro):
+    """asyncio.run on a thread of its own: the session's Playwright keeps a loop running on the main thread."""
+    result: list = []
+    worker = threading.Thread(target=lambda: result.append(asyncio.run(make_coro())))
+    worker.start()
+    worker.join(60)
+    assert result, "the scenario did not finish"
+    return result[0]
+
+
 def test_hub_keeps_order_across_threads():
     async def scenario():
         hub = Hub()
@@ -232,7 +242,7 @@ def test_hub_keeps_order_across_threads():
         await hub.close()
         return got, sub.queue.empty()
 
-    got, nothing_else = asyncio.run(scenario())
+    got, nothing_else = run_in_new_loop(scenario)
     assert got == list(range(50)) and nothing_else
 
 
@@ -250,7 +260,7 @@ def test_hub_over_redis_reaches_another_instance():
         await b.close()
         return got
 
-    assert asyncio.run(scenario()) == [0, 1, 2, 3, 4]
+    assert run_in_new_loop(scenario) == [0, 1, 2, 3, 4]
 
 
 def test_webchat_sees_bot_and_agent_messages_with_quick_replies():
