@@ -148,6 +148,12 @@ def test_picking_a_did_you_mean_choice_answers_it(page, api):
     screenshot(page, "widget-did-you-mean")
 
 
+def test_traditional_characters_and_full_width_text_get_the_same_answer(page, api):
+    w = Widget(page, api, "M10001").open()
+    w.ask("保證金怎麼退？？")
+    expect(w.last_bot()).to_contain_text("退还保证金")
+
+
 def test_script_in_a_message_is_shown_as_text(page, api):
     w = Widget(page, api, "M10001").open()
     evil = '<img src=x onerror="document.title=\'pwned\'"><script>document.title="pwned"</script>'
@@ -192,6 +198,10 @@ def test_filing_an_appeal_and_uploading_an_image(page, api, tmp_path):
         wrong.write_text("不是图片", encoding="utf-8")
         upload.set_input_files(str(wrong))
         expect(done.locator(".upload .err")).to_contain_text("不支持的文件类型")
+        huge = tmp_path / "录像.pdf"
+        huge.write_bytes(b"%PDF-1.4\n" + b"0" * (10 * 1024 * 1024 + 1))
+        upload.set_input_files(str(huge))
+        expect(done.locator(".upload .err").last).to_contain_text("超过 10 MB")
         image = tmp_path / "打包视频截图.png"
         image.write_bytes(png_bytes())
         upload.set_input_files(str(image))
