@@ -63,12 +63,12 @@ def free_port() -> int:
 
 
 @contextmanager
-def api_server(url: str) -> Iterator[tuple[str, int]]:
+def api_server(url: str, **extra_env: str) -> Iterator[tuple[str, int]]:
     """The real API (uvicorn, one worker) on a free port; yields its base URL and process id."""
     port, tmp = free_port(), Path(tempfile.mkdtemp(prefix="sjzs-bench-"))
     env = dict(os.environ, SJZS_DATABASE_URL=url, SJZS_VAR_DIR=str(tmp), SJZS_EMBEDDING_MODEL=str(MODEL_DIR),
                SJZS_WIDGET_SECRET=WIDGET_SECRET, SJZS_RASA_PORT=str(free_port()),
-               SJZS_ACTION_PORT=str(free_port()))
+               SJZS_ACTION_PORT=str(free_port()), **extra_env)
     cmd = [sys.executable, "-m", "uvicorn", "api.main:app", "--host", "127.0.0.1", "--port", str(port),
            "--workers", "1", "--no-access-log", "--log-level", "warning"]
     with (tmp / "api.log").open("wb") as log:
