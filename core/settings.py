@@ -33,6 +33,8 @@ class Settings(BaseSettings):
     embedding_model: str = ""
     query_prefix: str = "query: "
     kb_index_dir: Path | None = None  # where the FAQ index is saved; empty: var_dir/index
+    kb_ann_threshold: int = 20_000  # from this many phrasings on, search an IVF index instead of exactly
+    kb_ivf_nprobe: int = 64         # IVF lists searched per query (recall vs latency: BENCHMARKS.md)
     embedding_threads: int = 1  # one query at a time is fastest on a shared 2-core machine (BENCHMARKS.md)
 
     # Shared secrets between the three processes (all on loopback).
@@ -76,6 +78,11 @@ class Settings(BaseSettings):
     @property
     def model_path(self) -> str:
         return self.embedding_model or str(self.default_model_dir)
+
+    @property
+    def index_options(self) -> dict[str, int]:
+        """Keyword arguments of knowledge_base.FaqIndex."""
+        return {"ann_threshold": self.kb_ann_threshold, "nprobe": self.kb_ivf_nprobe}
 
     @property
     def evidence_dir(self) -> Path:
