@@ -24,10 +24,12 @@ from api.kb_service import THRESHOLDS_FILE, build_retriever, load_embedder
 from api.services import faqs as faq_service
 from core.settings import REPO_ROOT, Settings, get_settings
 from knowledge_base import calibrate
+from knowledge_base.normalize import normalize
 
 from .kb_model import kfold_probes
 
 CALIBRATION_OOS = REPO_ROOT / "data" / "calibration" / "out_of_scope.yml"
+CALIBRATION_IN_SCOPE = REPO_ROOT / "data" / "calibration" / "in_scope.yml"
 
 
 def ensure_index(settings: Settings, force: bool = False, quiet: bool = False) -> str:
@@ -58,7 +60,9 @@ def run_calibration(settings: Settings) -> dict:
     embedder = load_embedder(settings.model_path, settings.query_prefix, os.cpu_count() or 2)  # batch work
     engine = make_engine(settings.sqlalchemy_url)
     with Session(engine) as db:
-        faqs = [(f.id, f.phrasings) for f in crud.published_faqs(db)]
+        published = crud.published_faqs(db)
+        faqs = [(f.id, f.phrasings) for f in published]
+        ids = {f.key: f.id for f in published}
         synonyms = faq_service.synonyms(db)
     engine.dispose()
     oos = yaml.safe_load(CALIBRATION_OOS.read_text(encoding="utf-8"))["questions"]
@@ -66,9 +70,17 @@ def run_calibration(settings: Settings) -> dict:
         items = kfold_probes(settings, oos)  # the model has seen every KB phrasing: leave-one-out would flatter
     else:
         items = calibrate.probes(embedder, faqs, oos, synonyms)
+    # Real-style questions (long, situational) score lower than the KB's terse similar questions: both count half.
+    rows = [r for r in yaml.safe_load(CALIBRATION_IN_SCOPE.read_text(encoding="utf-8"))["questions"]
+            if r["gold"] in ids]
+    indexed = [(faq_id, [t for t in (normalize(p, synonyms) for p in texts) if t]) for faq_id, texts in faqs]
+    real = calibrate.heldout_probes(embedder, indexed, [(ids[r["gold"]], normalize(r["q"], synonyms)) for r in rows],
+                                    [])
+    items = calibrate.balance(items, real)
     thresholds, outcome = calibrate.choose(items)
     n_out = sum(p.gold is None for p in items)
     result = calibrate.report(thresholds, outcome, len(items) - n_out, n_out)
+    result["calibration"]["real_style_probes"] = len(real)
     result["calibration"]["date"] = time.strftime("%Y-%m-%d")
     result["calibration"]["faqs"] = len(faqs)
     result["calibration"]["method"] = (f"{settings.calibration_folds}-fold fine-tuning, held-back similar questions"

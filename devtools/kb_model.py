@@ -8,10 +8,13 @@ Run alone: ``python -m devtools.kb_model [--force]``.
 from __future__ import annotations
 
 import argparse
+import hashlib
+import json
 import random
 import shutil
 import sys
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 from api.seed import SEED_DIR, load_yaml, read_seed_faqs
@@ -89,14 +92,29 @@ def kfold_probes(settings: Settings, out_of_scope: list[str]) -> list:
     """Calibration probes for the fine-tuned model, honest about what it was trained on.
 
     Per fold: fine-tune the base model (same recipe) without the fold's held-back questions, index the kept
-    phrasings, then score the held-back questions and the out-of-scope list against them.
+    phrasings, then score the held-back questions and the out-of-scope list against them. The probes are
+    kept under var/calibration/ (same data, recipe and folds: no new fine-tunes).
     """
-    from knowledge_base.calibrate import heldout_probes
-    from knowledge_base.embedder import Embedder
+    from knowledge_base.calibrate import Probe
 
     synonyms = seed_synonyms()
     faqs = seed_kb_faqs(synonyms)
     oos = [t for t in (normalize(q, synonyms) for q in out_of_scope) if t]
+    key = finetune.training_key(settings.default_model_dir, faqs, recipe_from(settings), settings.query_prefix)
+    digest = hashlib.sha256(json.dumps([key, settings.calibration_folds, oos]).encode()).hexdigest()[:16]
+    cache = settings.var_dir / "calibration" / f"kfold-probes-{digest}.json"
+    if cache.exists():
+        return [Probe(**p) for p in json.loads(cache.read_text(encoding="utf-8"))]
+    items = _fold_probes(settings, faqs, oos)
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    cache.write_text(json.dumps([asdict(p) for p in items]), encoding="utf-8")
+    return items
+
+
+def _fold_probes(settings: Settings, faqs: list[finetune.KbFaq], oos: list[str]) -> list:
+    from knowledge_base.calibrate import heldout_probes
+    from knowledge_base.embedder import Embedder
+
     items = []
     folds = fold_split(faqs, settings.calibration_folds, settings.finetune_seed)
     for n, (kept, held) in enumerate(folds, 1):
