@@ -62,16 +62,19 @@ def data_fingerprint(db: Session, embedder: Embedder, synonyms: dict[str, str]) 
 
 
 def build_retriever(db: Session, embedder: Embedder, index_dir: Path, progress_factory=None,
-                    force: bool = False) -> tuple[Retriever, str]:
-    """The retriever over the published FAQs: from disk when it matches the data, else rebuilt and saved."""
+                    force: bool = False, index_options: dict | None = None) -> tuple[Retriever, str]:
+    """The retriever over the published FAQs: from disk when it matches the data, else rebuilt and saved.
+
+    ``index_options``: FaqIndex's ``ann_threshold`` / ``nprobe`` (Settings.index_options).
+    """
     synonyms = faq_service.synonyms(db)
     fingerprint = data_fingerprint(db, embedder, synonyms)
     thresholds = thresholds_for(embedder.name)
     meta = FaqIndex.saved_meta(index_dir)
     if not force and meta and meta.get("fingerprint") == fingerprint:
-        index, _ = FaqIndex.load(index_dir)
+        index, _ = FaqIndex.load(index_dir, **(index_options or {}))
         return Retriever(embedder, index, thresholds, synonyms=synonyms), "disk"
-    retriever = Retriever(embedder, FaqIndex(embedder.dim), thresholds, synonyms=synonyms)
+    retriever = Retriever(embedder, FaqIndex(embedder.dim, **(index_options or {})), thresholds, synonyms=synonyms)
     faqs = crud.published_faqs(db)
     total = sum(len(f.phrasings) for f in faqs)
     progress = progress_factory(total) if progress_factory else None
@@ -122,7 +125,7 @@ class KnowledgeBase:
             if self._closing.is_set():
                 return
             with self.sessions() as db:
-                retriever, source = build_retriever(db, embedder, s.index_dir)
+                retriever, source = build_retriever(db, embedder, s.index_dir, index_options=s.index_options)
             self.retriever = retriever
             self.status = KbStatus("ready", "", embedder.name, time.monotonic() - started, source)
             log.info("knowledge base ready (%s): %d FAQs, %d phrasings in %.1fs", source,
@@ -148,7 +151,8 @@ class KnowledgeBase:
         current = self.retriever
         if current is None:
             return
-        fresh = Retriever(current.embedder, FaqIndex(current.embedder.dim), current.thresholds, synonyms=table)
+        fresh = Retriever(current.embedder, FaqIndex(current.embedder.dim, **self.settings.index_options),
+                          current.thresholds, synonyms=table)
         with self.sessions() as db:
             fresh.index_many([(f.id, f.phrasings) for f in crud.published_faqs(db)])
         self.retriever = fresh

@@ -32,7 +32,7 @@ import numpy as np
 import yaml
 
 from core.settings import REPO_ROOT, get_settings
-from knowledge_base import Thresholds, normalize
+from knowledge_base import Embedder, Thresholds, normalize
 from knowledge_base.calibrate import Probe, ProbeSet
 
 from . import kb_common as kc
@@ -176,6 +176,16 @@ def run_rasa(faqs: list[dict], calibration_oos: list[str], texts: list[str]) -> 
 # --------------------------------------------------------------------------- metrics
 
 
+def lead_note(preds: list[Prediction], inscope: list[Question]) -> str:
+    """Median lead of the top FAQ over the runner-up, for right and for wrong top-1s (what the margin rule sees)."""
+    leads = {True: [], False: []}
+    for p, q in zip(preds, inscope):
+        if len(p.scores) > 1:
+            leads[p.ranking[0] == q.gold].append(p.scores[0] - p.scores[1])
+    med = {k: f"{np.median(v):.3f}" if v else "—" for k, v in leads.items()}
+    return f"median lead over the runner-up: right top-1 {med[True]}, wrong top-1 {med[False]}"
+
+
 def score(inscope: list[Question], preds_in: list[Prediction], preds_oos: list[Prediction]) -> dict[str, float]:
     n, m = max(len(inscope), 1), max(len(preds_oos), 1)
     top1 = [bool(p.ranking) and p.ranking[0] == q.gold for q, p in zip(inscope, preds_in)]
@@ -252,6 +262,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--heldout", type=Path, default=DATA_DIR / "heldout")
     parser.add_argument("--oos", type=Path, default=DATA_DIR / "out_of_scope.yml")
     parser.add_argument("--no-rasa", action="store_true", help="skip the Rasa ResponseSelector baseline")
+    parser.add_argument("--models", nargs="+", help="embedding model folders side by side (default: the product's)")
     args = parser.parse_args(argv)
 
     faqs = kc.seed_faqs()
@@ -272,9 +283,18 @@ def main(argv: list[str] | None = None) -> int:
 
     texts = [q.text for q in inscope] + oos
     systems: dict[str, tuple[list[Prediction], float]] = {}
-    embedder = kc.load_embedder()
-    retriever = kc.e5_retriever(embedder, faqs)
-    systems["e5"] = run_e5(retriever, texts)
+    settings = get_settings()
+    system_notes: dict[str, str] = {}
+    retriever = None
+    for path in args.models or [settings.model_path]:
+        embedder = Embedder(path, prefix=settings.query_prefix, threads=settings.embedding_threads)
+        name = "e5" if not args.models else f"e5 ({embedder.name})"
+        current = kc.e5_retriever(embedder, faqs)
+        retriever = retriever or current  # the first model's errors are written out
+        systems[name] = run_e5(current, texts)
+        t = current.thresholds
+        system_notes[name] = (f"{embedder.name}, cosine; answer ≥ {t.answer} and lead ≥ {t.margin}, clarify ≥ "
+                              f"{t.clarify}; {lead_note(systems[name][0][:len(inscope)], inscope)}")
     bm25 = Bm25System(faqs, synonyms, calibration_oos)
     systems["BM25"] = bm25.predict(texts)
     rasa_info = None
@@ -284,9 +304,8 @@ def main(argv: list[str] | None = None) -> int:
 
     n = len(inscope)
     results = {name: score(inscope, p[:n], p[n:]) for name, (p, _) in systems.items()}
-    t, bt = retriever.thresholds, bm25.thresholds
-    system_notes = {
-        "e5": f"{embedder.name}, cosine; answer ≥ {t.answer} and lead ≥ {t.margin}, clarify ≥ {t.clarify}",
+    bt = bm25.thresholds
+    system_notes |= {
         "BM25": f"char bigrams, score / self-score; answer ≥ {bt.answer} and lead ≥ {bt.margin}, "
                 f"clarify ≥ {bt.clarify} (calibrated on {len(bm25.bm25.docs)} KB phrasings leave-one-out + "
                 f"{len(calibration_oos)} calibration OOS)",
@@ -318,7 +337,7 @@ def main(argv: list[str] | None = None) -> int:
         report += "\n## Skipped (gold key not in the KB)\n\n" + "".join(f"- {u}\n" for u in unknown)
     print("\n" + main_table)
     print("wrote", kc.write_result("kb_eval.md", report).relative_to(REPO_ROOT))
-    e5_preds = systems["e5"][0]
+    e5_preds = next(iter(systems.values()))[0]
     errors = errors_report(faqs, inscope, e5_preds[:n], oos, e5_preds[n:], retriever.thresholds)
     print("wrote", kc.write_result("kb_eval_errors.md", errors).relative_to(REPO_ROOT))
     return 0

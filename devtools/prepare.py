@@ -113,6 +113,9 @@ def ensure_rasa_model(settings: Settings, force: bool = False) -> None:
 def prepare(settings: Settings, skip_rasa: bool = False) -> None:
     settings.var_dir.mkdir(parents=True, exist_ok=True)
     ensure_model(settings)
+    from .kb_model import ensure_kb_model
+
+    ensure_kb_model(settings)  # fine-tune the default model on the seed FAQs when missing or stale
     ensure_database(settings.sqlalchemy_url)
     from .kb import ensure_index
 

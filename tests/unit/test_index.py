@@ -73,3 +73,53 @@ def test_save_and_load_give_the_same_answers(tmp_path):
         assert loaded.search(unit(q)) == idx.search(unit(q))
     loaded.replace_faq(11, ["戊"], np.stack([unit([1, 1, 1])]))  # ids keep counting after a load
     assert len(loaded) == 4 and loaded.faq_count == 3
+
+
+def random_faqs(n_faqs: int, per_faq: int = 6, dim: int = 16, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    out = []
+    for f in range(n_faqs):
+        v = rng.normal(size=(per_faq, dim)).astype(np.float32)
+        out.append((f, [f"faq{f}-{i}" for i in range(per_faq)], v / np.linalg.norm(v, axis=1, keepdims=True)))
+    return out
+
+
+def test_small_indexes_stay_exact():
+    idx = FaqIndex(16, ann_threshold=1000)
+    idx.replace_many(random_faqs(50))
+    assert idx.kind == "flat" and len(idx) == 300
+
+
+def test_large_index_switches_to_ivf_and_still_finds_every_faq():
+    faqs = random_faqs(100)
+    idx = FaqIndex(16, ann_threshold=500, nprobe=200)
+    idx.replace_many(faqs)
+    assert idx.kind == "ivf" and len(idx) == 600 and idx.faq_count == 100
+    for faq_id, texts, vectors in faqs[::7]:
+        hit = idx.search(vectors[2], k=3)[0]
+        assert (hit.faq_id, hit.phrasing) == (faq_id, texts[2])
+
+
+def test_crossing_the_threshold_one_faq_at_a_time_switches_too():
+    idx = FaqIndex(16, ann_threshold=60)
+    for faq_id, texts, vectors in random_faqs(12):
+        idx.replace_faq(faq_id, texts, vectors)
+        assert idx.kind == ("ivf" if len(idx) >= 60 else "flat")
+    assert idx.kind == "ivf"
+
+
+def test_ivf_index_edits_by_faq_and_survives_save_and_load(tmp_path):
+    faqs = random_faqs(100, seed=1)
+    idx = FaqIndex(16, ann_threshold=500, nprobe=200)
+    idx.replace_many(faqs)
+    faq_id, texts, vectors = faqs[10]
+    idx.remove_faq(faq_id)
+    assert len(idx) == 594 and all(h.faq_id != faq_id for h in idx.search(vectors[0], k=5))
+    new = unit(np.arange(16) % 3)
+    idx.replace_faq(faq_id, ["换了的问法"], new.reshape(1, -1))
+    assert idx.search(new, k=1)[0].phrasing == "换了的问法"
+    idx.save(tmp_path / "ivf", {"fingerprint": "x"})
+    loaded, _ = FaqIndex.load(tmp_path / "ivf")
+    assert loaded.kind == "ivf" and len(loaded) == 595
+    for q in (new, faqs[3][2][1], faqs[50][2][4]):
+        assert loaded.search(q, k=3) == idx.search(q, k=3)

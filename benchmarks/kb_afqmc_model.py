@@ -1,0 +1,81 @@
+"""A benchmark artefact: e5-small fine-tuned on AFQMC *train* (never dev), for kb_external's AFQMC figures.
+
+Run: ``.venv/app/bin/python -m benchmarks.kb_afqmc_model [--max-pairs N] [--out DIR]``
+
+Training data: the positive pairs of ``/work/shared/benchmarks/afqmc/train.tsv`` (sentence1 → sentence2), each
+with a hard negative when sentence1 also has a negative pair in train (else a random train sentence), the
+product's fine-tuning loop (``knowledge_base.finetune``, MultipleNegativesRankingLoss, one epoch). A batch never
+holds the same sentence twice. The model lands in ``var/models/multilingual-e5-small-afqmc`` (git-ignored); it
+is not the product's model: the product's is fine-tuned on our own FAQs (devtools/kb_model.py).
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import sys
+import time
+from pathlib import Path
+
+from core.settings import get_settings
+from knowledge_base import finetune
+from knowledge_base.normalize import normalize
+
+from .kb_external import DATA
+
+TRAIN = DATA / "afqmc" / "train.tsv"
+RECIPE = finetune.Recipe(epochs=1, lr=5e-5, batch_size=32, seed=42, hard_negatives=True)
+
+
+def read_pairs(path: Path) -> list[tuple[str, str, int]]:
+    """(sentence1, sentence2, label) rows, normalised like the benchmark's texts (no synonyms)."""
+    rows = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        parts = line.split("\t")
+        if len(parts) == 3 and parts[2] in ("0", "1"):
+            a, b = normalize(parts[0]) or parts[0], normalize(parts[1]) or parts[1]
+            rows.append((a, b, int(parts[2])))
+    return rows
+
+
+def afqmc_examples(rows: list[tuple[str, str, int]], max_pairs: int | None, rng: random.Random):
+    """Positive pairs with a hard negative each (a sampled subset when ``max_pairs`` is smaller)."""
+    negatives: dict[str, list[str]] = {}
+    for a, b, label in rows:
+        if label == 0:
+            negatives.setdefault(a, []).append(b)
+            negatives.setdefault(b, []).append(a)
+    sentences = sorted({t for a, b, _ in rows for t in (a, b)})
+    positives = [(a, b) for a, b, label in rows if label == 1]
+    if max_pairs and len(positives) > max_pairs:
+        positives = rng.sample(positives, max_pairs)
+    out = []
+    for a, b in positives:
+        negative = rng.choice(negatives[a]) if a in negatives else rng.choice(sentences)
+        out.append(finetune.Example(a, b, negative, groups=(a, b, negative)))
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    settings = get_settings()
+    parser.add_argument("--out", type=Path, default=settings.var_dir / "models" / "multilingual-e5-small-afqmc")
+    parser.add_argument("--max-pairs", type=int, default=None, help="sub-sample the positive pairs")
+    args = parser.parse_args(argv)
+    rows = read_pairs(TRAIN)
+    started = time.monotonic()
+
+    def progress(done: int, total: int, loss: float) -> None:
+        if done % 20 == 0 or done == total:
+            print(f"step {done}/{total} loss {loss:.3f} ({time.monotonic() - started:.0f} s)", flush=True)
+
+    finetune.train(settings.default_model_dir, args.out, lambda rng: afqmc_examples(rows, args.max_pairs, rng),
+                   RECIPE, prefix=settings.query_prefix,
+                   info={"data": f"AFQMC train.tsv positives ({args.max_pairs or 'all'}) with hard negatives"},
+                   progress=progress)
+    print(f"built {args.out} in {time.monotonic() - started:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
