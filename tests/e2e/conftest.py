@@ -19,7 +19,10 @@ def stack(request, tmp_path_factory):
     """Own ports and database; the Rasa model and embedding model that set-up built."""
     tmp = tmp_path_factory.mktemp(f"stack-{request.param}")
     with fresh_database(request.param, tmp) as url:
-        settings = make_settings(tmp, database_url=url)
+        # The product's own embedding model (fine-tuned at set-up), with an index folder of its own so the unit
+        # tests' index (base model) is not rebuilt back and forth.
+        settings = make_settings(tmp, database_url=url, embedding_model=get_settings().model_path,
+                                 kb_index_dir=REPO_ROOT / "var" / "test-index-e2e")
         ensure_database(url, demo_password=settings.demo_password)
         lines: list[str] = []
         stack = Stack(settings, echo=lines.append, rasa_model=rasa_model_path(get_settings()))
