@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 
 from . import crud, labels, presenters
 from .hub import Hub
-from .models import Conversation, ConversationMode, Merchant, Message, Sender
+from .models import Conversation, ConversationMode, Merchant, Message, Notification, Sender
 from .rasa_client import RasaClient, RasaUnavailableError
 
 NO_REPLY = "抱歉，我暂时没能处理您的消息，请稍后再试；着急的话可以点「转人工」。"
@@ -93,6 +93,10 @@ def reply_payload(reply: dict) -> dict:
 def message_event(msg: Message) -> dict:
     return {"type": "message", "conversation_id": msg.conversation_id,
             "message": presenters.message(msg).model_dump(mode="json")}
+
+
+def notification_event(note: Notification) -> dict:
+    return {"type": "notification", "notification": presenters.notification(note).model_dump(mode="json")}
 
 
 def mode_event(conv: Conversation) -> dict:

@@ -19,7 +19,15 @@ from sqlalchemy import select
 
 from .. import crud, presenters, security
 from ..deps import merchant_for_token
-from ..gateway import AGENTS_CHANNEL, GatewayError, conv_channel, merchant_channel, typing_event
+from ..gateway import (
+    AGENTS_CHANNEL,
+    GatewayError,
+    conv_channel,
+    merchant_channel,
+    message_event,
+    notification_event,
+    typing_event,
+)
 from ..hub import Subscription
 from ..models import Conversation, ConversationMode, Merchant, Message, Role, User
 from ..services import notifications
@@ -28,6 +36,11 @@ router = APIRouter(tags=["realtime"])
 log = logging.getLogger(__name__)
 MAX_FRAME_CHARS = 20_000
 HISTORY_LIMIT = 500
+
+
+def _hello_event(conv: Conversation, merchant: Merchant) -> dict:
+    return {"type": "hello", "conversation": presenters.conversation(conv).model_dump(mode="json"),
+            "merchant": {"code": merchant.code, "name": merchant.name}}
 
 
 class ChatSocket:
@@ -64,12 +77,11 @@ class ChatSocket:
             self._join(conv)  # subscribe before reading history: nothing falls in between
             msgs = db.scalars(select(Message).where(Message.conversation_id == conv.id, Message.id > after_id)
                               .order_by(Message.id).limit(HISTORY_LIMIT))
-            self.send({"type": "hello", "conversation": presenters.conversation(conv).model_dump(mode="json"),
-                       "merchant": {"code": merchant.code, "name": merchant.name}})
+            self.send(_hello_event(conv, merchant))
             self.send({"type": "history", "conversation_id": conv.id,
                        "messages": [presenters.message(m).model_dump(mode="json") for m in msgs]})
             for n in notifications.unread(db, self.merchant_id):
-                self.send({"type": "notification", "notification": presenters.notification(n).model_dump(mode="json")})
+                self.send(notification_event(n))
 
     async def message(self, event: dict) -> None:
         client_id = event.get("client_id")
@@ -84,15 +96,13 @@ class ChatSocket:
                     conv = gateway.conversation_for(db, merchant, None)
                     db.commit()
                     self._join(conv)
-                    self.send({"type": "hello", "conversation": presenters.conversation(conv).model_dump(mode="json"),
-                               "merchant": {"code": merchant.code, "name": merchant.name}})
+                    self.send(_hello_event(conv, merchant))
                 turn = await gateway.merchant_says(db, merchant, conv, event.get("text"), event.get("payload"),
                                                    client_id)
             except GatewayError as exc:
                 return self.error(exc.status, exc.detail, client_id=client_id)
             if turn.duplicate:  # re-sent after a reconnect: it was stored before; echo it so the widget settles
-                self.send({"type": "message", "conversation_id": conv.id,
-                           "message": presenters.message(turn.merchant_message).model_dump(mode="json")})
+                self.send(message_event(turn.merchant_message))
 
     async def typing(self, event: dict) -> None:
         if self.conversation_id is not None:
@@ -134,6 +144,36 @@ async def _write(sock: ChatSocket) -> None:
         await sock.ws.send_json(await sock.sub.get())
 
 
+async def _serve(sock: ChatSocket, on_event) -> None:
+    """Read frames until the socket closes; one task writes the inbox out meanwhile."""
+    writer = asyncio.create_task(_write(sock))
+    try:
+        while True:
+            frame = await sock.ws.receive()
+            if frame["type"] == "websocket.disconnect":
+                break
+            event = _parse(frame.get("text") or "") if frame.get("bytes") is None else "只接受文本消息"
+            await on_event(sock, event)
+    except WebSocketDisconnect:
+        pass
+    finally:
+        sock.sub.close()
+        writer.cancel()
+        await asyncio.gather(writer, return_exceptions=True)
+
+
+async def _merchant_event(sock: ChatSocket, event: dict | str) -> None:
+    if isinstance(event, str):
+        return sock.error(400, event)
+    await HANDLERS[event["type"]](sock, event)
+
+
+async def _agent_event(sock: ChatSocket, event: dict | str) -> None:
+    if isinstance(event, dict) and event["type"] == "ping":
+        return sock.send({"type": "pong"})
+    sock.error(400, "客服连接只接收推送；回复请用 /api/staff 接口")
+
+
 @router.websocket("/ws/chat")
 async def chat_socket(websocket: WebSocket) -> None:
     await websocket.accept()
@@ -145,24 +185,8 @@ async def chat_socket(websocket: WebSocket) -> None:
             await websocket.send_json({"type": "error", "status": 401, "detail": exc.detail})
             await websocket.close(code=4401)
             return
-    sock = ChatSocket(websocket, merchant_id, state.hub.subscribe(merchant_channel(merchant_id)))
-    writer = asyncio.create_task(_write(sock))
-    try:
-        while True:
-            frame = await websocket.receive()
-            if frame["type"] == "websocket.disconnect":
-                break
-            event = _parse(frame.get("text") or "") if frame.get("bytes") is None else "只接受文本消息"
-            if isinstance(event, str):
-                sock.error(400, event)
-                continue
-            await HANDLERS[event["type"]](sock, event)
-    except WebSocketDisconnect:
-        pass
-    finally:
-        sock.sub.close()
-        writer.cancel()
-        await asyncio.gather(writer, return_exceptions=True)
+    await _serve(ChatSocket(websocket, merchant_id, state.hub.subscribe(merchant_channel(merchant_id))),
+                 _merchant_event)
 
 
 @router.websocket("/ws/agent")
@@ -184,22 +208,4 @@ async def agent_socket(websocket: WebSocket) -> None:
         await websocket.send_json({"type": "error", "status": 401 if user_id is None else 403, "detail": detail})
         await websocket.close(code=4401 if user_id is None else 4403)
         return
-    sub = state.hub.subscribe(AGENTS_CHANNEL)
-    sock = ChatSocket(websocket, 0, sub)
-    writer = asyncio.create_task(_write(sock))
-    try:
-        while True:
-            frame = await websocket.receive()
-            if frame["type"] == "websocket.disconnect":
-                break
-            event = _parse(frame.get("text") or "")
-            if isinstance(event, dict) and event["type"] == "ping":
-                sock.send({"type": "pong"})
-            else:
-                sock.error(400, "客服连接只接收推送；回复请用 /api/staff 接口")
-    except WebSocketDisconnect:
-        pass
-    finally:
-        sub.close()
-        writer.cancel()
-        await asyncio.gather(writer, return_exceptions=True)
+    await _serve(ChatSocket(websocket, 0, state.hub.subscribe(AGENTS_CHANNEL)), _agent_event)

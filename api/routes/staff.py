@@ -8,7 +8,7 @@ from sqlalchemy.orm import selectinload
 
 from .. import presenters, schemas, security
 from ..deps import AdminDep, AgentDep, GatewayDep, RasaDep, SessionDep
-from ..gateway import conv_channel, merchant_channel, typing_event
+from ..gateway import conv_channel, merchant_channel, notification_event, typing_event
 from ..models import (
     OPEN_APPEAL_STATUSES,
     OPEN_CASE_STATUSES,
@@ -38,8 +38,7 @@ def _merchant_code(db, merchant_id: int) -> str:
 
 def _notify(gateway, note) -> None:
     """服务进度提醒: live in the merchant's open widgets; the stored row shows on the next open otherwise."""
-    gateway.hub.publish(merchant_channel(note.merchant_id),
-                        {"type": "notification", "notification": presenters.notification(note).model_dump(mode="json")})
+    gateway.hub.publish(merchant_channel(note.merchant_id), notification_event(note))
 
 
 @router.get("/cases", response_model=list[schemas.CaseSummary], summary="工单列表")
