@@ -21,6 +21,7 @@ from api.seed import SEED_DIR, load_yaml, read_seed_faqs
 from core.settings import Settings, get_settings
 from knowledge_base import finetune
 from knowledge_base.normalize import normalize
+from knowledge_base.scoring import POOL
 
 
 def recipe_from(settings: Settings) -> finetune.Recipe:
@@ -101,7 +102,7 @@ def kfold_probes(settings: Settings, out_of_scope: list[str]) -> list:
     faqs = seed_kb_faqs(synonyms)
     oos = [t for t in (normalize(q, synonyms) for q in out_of_scope) if t]
     key = finetune.training_key(settings.default_model_dir, faqs, recipe_from(settings), settings.query_prefix)
-    digest = hashlib.sha256(json.dumps([key, settings.calibration_folds, oos]).encode()).hexdigest()[:16]
+    digest = hashlib.sha256(json.dumps([key, settings.calibration_folds, oos, POOL]).encode()).hexdigest()[:16]
     cache = settings.var_dir / "calibration" / f"kfold-probes-{digest}.json"
     if cache.exists():
         return [Probe(**p) for p in json.loads(cache.read_text(encoding="utf-8"))]
@@ -138,7 +139,7 @@ def ensure_kb_model(settings: Settings, force: bool = False) -> bool:
     key = finetune.training_key(settings.default_model_dir, faqs, recipe_from(settings), settings.query_prefix)
     if not force and finetune.is_current(settings.kb_model_dir, key):
         return False
-    print(f"==> 用种子 FAQ 的问法微调向量模型（{len(faqs)} 条 FAQ，约需 1–3 分钟）…", flush=True)
+    print(f"==> 用种子 FAQ 的问法微调向量模型（{len(faqs)} 条 FAQ，约需 3–5 分钟）…", flush=True)
     seconds = train_on_faqs(settings, faqs, settings.kb_model_dir, "微调")
     print(f"==> 微调后的向量模型：{settings.kb_model_dir} ({seconds:.0f} s)", flush=True)
     return True

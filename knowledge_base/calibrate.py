@@ -26,6 +26,7 @@ import numpy as np
 from .embedder import Embedder
 from .normalize import normalize
 from .retriever import Thresholds
+from .scoring import rank_faqs
 
 MAX_OOS_ANSWER = 0.05  # half the product target (≤ 10% answered): the calibration list is small
 MAX_WRONG_ANSWER = 0.03  # share of in-scope questions answered with the wrong FAQ that we accept
@@ -54,22 +55,6 @@ class Outcome:
     oos_clarify: float
 
 
-def _best_per_faq(scores: np.ndarray, owners: np.ndarray, k: int = 3) -> tuple[list[int], list[float]]:
-    order = np.argsort(-scores)
-    faqs: list[int] = []
-    best: list[float] = []
-    for i in order:
-        if scores[i] == -np.inf:
-            break
-        f = int(owners[i])
-        if f not in faqs:
-            faqs.append(f)
-            best.append(float(scores[i]))
-            if len(faqs) == k:
-                break
-    return faqs, best
-
-
 def heldout_probes(embedder: Embedder, indexed: list[tuple[int, list[str]]], questions: list[tuple[int, str]],
                    out_of_scope: list[str]) -> list[Probe]:
     """Probes for in-scope ``questions`` (gold FAQ, text) the index does not hold, plus out-of-scope ones.
@@ -80,7 +65,7 @@ def heldout_probes(embedder: Embedder, indexed: list[tuple[int, list[str]]], que
     vectors = embedder.encode([t for _, texts in indexed for t in texts])
     queries = embedder.encode([q for _, q in questions] + list(out_of_scope))
     golds: list[int | None] = [g for g, _ in questions] + [None] * len(out_of_scope)
-    return [Probe(gold, *_best_per_faq(vectors @ q, owners)) for gold, q in zip(golds, queries)]
+    return [Probe(gold, *rank_faqs(vectors @ q, owners)) for gold, q in zip(golds, queries)]
 
 
 def probes(embedder: Embedder, faqs: list[tuple[int, list[str]]], out_of_scope: list[str],
@@ -104,10 +89,10 @@ def probes(embedder: Embedder, faqs: list[tuple[int, list[str]]], out_of_scope: 
         scores[i] = -np.inf  # the question itself is not in the index
         same = np.flatnonzero((owner_arr == owners[i]) & np.asarray([t == texts[i] for t in texts]))
         scores[same] = -np.inf
-        result.append(Probe(owners[i], *_best_per_faq(scores, owner_arr)))
+        result.append(Probe(owners[i], *rank_faqs(scores, owner_arr)))
     oos_texts = [t for t in (normalize(q, synonyms) for q in out_of_scope) if t]
     for v in embedder.encode(oos_texts):
-        result.append(Probe(None, *_best_per_faq(vectors @ v, owner_arr)))
+        result.append(Probe(None, *rank_faqs(vectors @ v, owner_arr)))
     return result
 
 

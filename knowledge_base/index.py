@@ -4,6 +4,9 @@ Small knowledge bases are searched exactly (``IndexFlatIP``).  From ``ann_thresh
 vectors move to an inverted-file index (``IndexIVFFlat``, nlist ≈ 4·√n, ``nprobe`` lists searched), which
 keeps removal by id, so editing one FAQ stays incremental; its centroids are trained when it is built and
 re-trained by a rebuild (``devtools.kb rebuild``) or once the index has grown fourfold since.
+
+A search finds the closest phrasings, then scores each FAQ among them by all of its phrasings
+(``scoring.pooled``), read back from the index.
 """
 
 from __future__ import annotations
@@ -17,12 +20,14 @@ from pathlib import Path
 import faiss
 import numpy as np
 
+from .scoring import POOL, pooled
+
 
 @dataclass(frozen=True)
 class Hit:
     faq_id: int
-    score: float
-    phrasing: str
+    score: float      # the FAQ's pooled score (scoring.pooled)
+    phrasing: str     # its closest phrasing
 
 
 class FaqIndex:
@@ -33,8 +38,9 @@ class FaqIndex:
     after the change, never half of it.
     """
 
-    def __init__(self, dim: int, ann_threshold: int = 20_000, nprobe: int = 64):
+    def __init__(self, dim: int, ann_threshold: int = 20_000, nprobe: int = 64, pool: int = POOL):
         self.dim = dim
+        self.pool = pool
         self.ann_threshold = ann_threshold
         self.nprobe = nprobe
         self._index = faiss.IndexIDMap2(faiss.IndexFlatIP(dim))
@@ -45,6 +51,7 @@ class FaqIndex:
         self._by_faq: dict[int, list[int]] = {}
         self._vec_faq: dict[int, int] = {}
         self._vec_text: dict[int, str] = {}
+        self._text_faq: dict[str, int] = {}
 
     def __len__(self) -> int:
         return self._index.ntotal
@@ -73,6 +80,7 @@ class FaqIndex:
             for vid, text in zip(ids.tolist(), phrasings):
                 self._vec_faq[vid] = faq_id
                 self._vec_text[vid] = text
+                self._text_faq[text] = faq_id
             if not self._bulk:
                 self._maybe_switch()
 
@@ -107,6 +115,11 @@ class FaqIndex:
             np.zeros((0, self.dim), dtype=np.float32)
         return ids, np.ascontiguousarray(vectors, dtype=np.float32)
 
+    def faq_of(self, phrasing: str) -> int | None:
+        """The FAQ that has exactly this (normalised) phrasing, if any."""
+        with self._lock:
+            return self._text_faq.get(phrasing)
+
     def remove_faq(self, faq_id: int) -> None:
         with self._lock:
             self._drop(faq_id)
@@ -118,7 +131,9 @@ class FaqIndex:
         self._index.remove_ids(np.asarray(ids, dtype=np.int64))
         for vid in ids:
             self._vec_faq.pop(vid, None)
-            self._vec_text.pop(vid, None)
+            text = self._vec_text.pop(vid, None)
+            if self._text_faq.get(text) == faq_id:
+                self._text_faq.pop(text)
 
     def save(self, folder: Path, meta: dict) -> None:
         """Write the index and its metadata; the folder is replaced whole (readers never see half of it)."""
@@ -128,7 +143,7 @@ class FaqIndex:
         with self._lock:
             faiss.write_index(self._index, str(tmp / "index.faiss"))
             state = {"dim": self.dim, "next_id": self._next_id, "meta": meta, "trained_size": self._trained_size,
-                     "ann_threshold": self.ann_threshold, "nprobe": self.nprobe,
+                     "ann_threshold": self.ann_threshold, "nprobe": self.nprobe, "pool": self.pool,
                      "faqs": {str(f): ids for f, ids in self._by_faq.items()},
                      "texts": {str(v): t for v, t in self._vec_text.items()}}
         (tmp / "index.json").write_text(json.dumps(state, ensure_ascii=False), encoding="utf-8")
@@ -142,11 +157,12 @@ class FaqIndex:
             old.rmdir()
 
     @classmethod
-    def load(cls, folder: Path, ann_threshold: int | None = None, nprobe: int | None = None) -> tuple[FaqIndex, dict]:
+    def load(cls, folder: Path, ann_threshold: int | None = None, nprobe: int | None = None,
+             pool: int | None = None) -> tuple[FaqIndex, dict]:
         """An index saved by :meth:`save` (with its own settings unless given), and the metadata saved with it."""
         state = json.loads((folder / "index.json").read_text(encoding="utf-8"))
         index = cls(state["dim"], ann_threshold or state.get("ann_threshold", 20_000),
-                    nprobe or state.get("nprobe", 64))
+                    nprobe or state.get("nprobe", 64), pool or state.get("pool", POOL))
         index._index = faiss.read_index(str(folder / "index.faiss"))
         index._trained_size = state.get("trained_size", 0)
         if index._trained_size:
@@ -155,6 +171,7 @@ class FaqIndex:
         index._by_faq = {int(f): ids for f, ids in state["faqs"].items()}
         index._vec_faq = {v: f for f, ids in index._by_faq.items() for v in ids}
         index._vec_text = {int(v): t for v, t in state["texts"].items()}
+        index._text_faq = {t: index._vec_faq[v] for v, t in index._vec_text.items()}
         return index, state["meta"]
 
     @staticmethod
@@ -165,7 +182,8 @@ class FaqIndex:
             return None
 
     def search(self, vector: np.ndarray, k: int = 5) -> list[Hit]:
-        """The best ``k`` FAQs for ``vector``, each scored by its closest phrasing."""
+        """The best ``k`` FAQs for ``vector``: FAQs with a phrasing among the closest, scored by ``pooled``."""
+        query = np.ascontiguousarray(vector.reshape(1, -1), dtype=np.float32)
         with self._lock:
             if self._index.ntotal == 0:
                 return []
@@ -173,14 +191,16 @@ class FaqIndex:
             # (BENCHMARKS.md); the setting is per calling thread.
             faiss.omp_set_num_threads(1)
             depth = min(self._index.ntotal, max(k * 8, 32))
-            scores, ids = self._index.search(vector.reshape(1, -1).astype(np.float32), depth)
-            best: dict[int, Hit] = {}
-            for score, vid in zip(scores[0].tolist(), ids[0].tolist()):
-                if vid < 0:
-                    continue
-                faq_id = self._vec_faq[vid]
-                if faq_id not in best:
-                    best[faq_id] = Hit(faq_id, float(score), self._vec_text[vid])
-                if len(best) >= k:
-                    break
-        return sorted(best.values(), key=lambda h: h.score, reverse=True)
+            _, ids = self._index.search(query, depth)
+            candidates: list[int] = []
+            for vid in ids[0].tolist():
+                if vid >= 0 and self._vec_faq[vid] not in candidates:
+                    candidates.append(self._vec_faq[vid])
+                    if len(candidates) >= 2 * k:
+                        break
+            hits = []
+            for faq_id in candidates:
+                vids = self._by_faq[faq_id]
+                scores = self._index.reconstruct_batch(np.asarray(vids, dtype=np.int64)) @ query[0]
+                hits.append(Hit(faq_id, pooled(scores, self.pool), self._vec_text[vids[int(np.argmax(scores))]]))
+        return sorted(hits, key=lambda h: h.score, reverse=True)[:k]

@@ -77,12 +77,15 @@ class Retriever:
         if not normalized:
             return Result(Decision.no_answer, text, normalized)
         hits = self.index.search(self.embedder.encode([normalized])[0], k=k)
-        return Result(self.decide(hits, normalized), text, normalized, hits)
+        owner = self.index.faq_of(normalized)
+        if owner is not None:  # the merchant typed one of an FAQ's own phrasings: that FAQ, whatever the pooling
+            mine = [h for h in hits if h.faq_id == owner] or [Hit(owner, 1.0, normalized)]
+            hits = [Hit(owner, mine[0].score, normalized)] + [h for h in hits if h.faq_id != owner][:k - 1]
+            return Result(Decision.answer, text, normalized, hits)
+        return Result(self.decide(hits), text, normalized, hits)
 
-    def decide(self, hits: list[Hit], normalized: str = "") -> Decision:
+    def decide(self, hits: list[Hit]) -> Decision:
         t = self.thresholds
-        if hits and normalized and hits[0].phrasing == normalized:
-            return Decision.answer  # the merchant typed one of the FAQ's own phrasings
         if not hits or hits[0].score < t.clarify:
             return Decision.no_answer
         runner_up = hits[1].score if len(hits) > 1 else -1.0

@@ -20,6 +20,31 @@ def test_best_phrasing_scores_each_faq_once():
     assert len(idx) == 3 and idx.faq_count == 2
 
 
+def test_an_faq_close_by_several_phrasings_beats_one_with_a_single_stray_match():
+    idx = FaqIndex(3)  # pooled over the best two phrasings
+    idx.replace_faq(1, ["stray", "far"], np.stack([unit([1, 0.1, 0]), unit([0, 0, 1])]))
+    idx.replace_faq(2, ["near", "near too"], np.stack([unit([1, 0.3, 0]), unit([1, 0.35, 0])]))
+    hits = idx.search(unit([1, 0.1, 0]), k=2)
+    assert [h.faq_id for h in hits] == [2, 1]
+    assert hits[1].phrasing == "stray" and hits[1].score < 0.6
+    assert FaqIndex(3, pool=1).search(unit([1, 0, 0])) == []  # pool=1 is the plain best phrasing
+    single = FaqIndex(3, pool=1)
+    single.replace_many([(1, ["stray", "far"], np.stack([unit([1, 0.1, 0]), unit([0, 0, 1])])),
+                         (2, ["near", "near too"], np.stack([unit([1, 0.3, 0]), unit([1, 0.35, 0])]))])
+    assert single.search(unit([1, 0.1, 0]), k=1)[0].faq_id == 1
+
+
+def test_the_faq_owning_an_exact_phrasing_is_known():
+    idx = FaqIndex(3)
+    idx.replace_faq(1, ["a", "b"], np.stack([unit([1, 0, 0]), unit([0, 1, 0])]))
+    idx.replace_faq(2, ["c"], np.stack([unit([0, 0, 1])]))
+    assert (idx.faq_of("b"), idx.faq_of("c"), idx.faq_of("x")) == (1, 2, None)
+    idx.replace_faq(1, ["z"], np.stack([unit([1, 0, 0])]))
+    assert (idx.faq_of("a"), idx.faq_of("z")) == (None, 1)
+    idx.remove_faq(2)
+    assert idx.faq_of("c") is None
+
+
 def test_replace_swaps_all_phrasings_and_remove_forgets():
     idx = FaqIndex(3)
     idx.replace_faq(1, ["a", "b"], np.stack([unit([1, 0, 0]), unit([0, 1, 0])]))
@@ -79,7 +104,8 @@ def random_faqs(n_faqs: int, per_faq: int = 6, dim: int = 16, seed: int = 0):
     rng = np.random.default_rng(seed)
     out = []
     for f in range(n_faqs):
-        v = rng.normal(size=(per_faq, dim)).astype(np.float32)
+        # Like real FAQs: an FAQ's phrasings lie around one point.
+        v = (rng.normal(size=dim) + 0.5 * rng.normal(size=(per_faq, dim))).astype(np.float32)
         out.append((f, [f"faq{f}-{i}" for i in range(per_faq)], v / np.linalg.norm(v, axis=1, keepdims=True)))
     return out
 
