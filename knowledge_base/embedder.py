@@ -38,7 +38,7 @@ class Embedder:
         self.model = SentenceTransformer(str(path), device="cpu", local_files_only=True)
         self.prefix = prefix
         self.name = path.name
-        self.fingerprint = _folder_fingerprint(path)
+        self.fingerprint = folder_fingerprint(path)
         dim = getattr(self.model, "get_embedding_dimension", None) or self.model.get_sentence_embedding_dimension
         self.dim = int(dim())
 
@@ -52,7 +52,7 @@ class Embedder:
         return np.ascontiguousarray(vectors, dtype=np.float32)
 
 
-def _folder_fingerprint(path: Path) -> str:
+def folder_fingerprint(path: Path) -> str:
     """Identifies the model's weights cheaply: names, sizes and modification times of its files."""
     parts = sorted(f"{p.relative_to(path)}:{p.stat().st_size}:{int(p.stat().st_mtime)}"
                    for p in path.rglob("*") if p.is_file())

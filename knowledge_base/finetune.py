@@ -138,18 +138,33 @@ def train(base_dir: Path, out_dir: Path, make_examples: Callable[[random.Random]
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=recipe.lr, weight_decay=0.01)
     epochs = [make_batches(make_examples(rng), recipe.batch_size, rng) for _ in range(recipe.epochs)]
+
+    def loss_of(batch: list[Example]):
+        columns = [[prefix + e.anchor for e in batch], [prefix + e.positive for e in batch]]
+        if all(e.negative is not None for e in batch):
+            columns.append([prefix + e.negative for e in batch])
+        return loss_fn([model.preprocess(c) for c in columns], None)
+
+    model.train()
+    total = optimise(optimizer, params, epochs, loss_of, recipe.warmup, progress)
+    model.eval()
+    save_whole(out_dir, lambda tmp: model.save(str(tmp)), base_dir,
+               {"finetune": {"recipe": asdict(recipe), "steps": total, "version": FINETUNE_VERSION, **(info or {})}})
+
+
+def optimise(optimizer, params, epochs: list[list], loss_of: Callable, warmup: float, progress=None) -> int:
+    """One optimiser step per batch of every epoch: learning rate warmed up linearly over the first ``warmup``
+    share of the steps, then decayed linearly to 0; gradients clipped at norm 1. Returns the number of steps."""
+    import torch
+
     total = sum(len(b) for b in epochs)
-    warm = max(1, int(total * recipe.warmup))
+    warm = max(1, int(total * warmup))
     schedule = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda step: min((step + 1) / warm, max(0.0, (total - step) / max(1, total - warm))))
-    model.train()
     done = 0
     for batches in epochs:
         for batch in batches:
-            columns = [[prefix + e.anchor for e in batch], [prefix + e.positive for e in batch]]
-            if all(e.negative is not None for e in batch):
-                columns.append([prefix + e.negative for e in batch])
-            loss = loss_fn([model.preprocess(c) for c in columns], None)
+            loss = loss_of(batch)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(params, 1.0)
             optimizer.step()
@@ -158,13 +173,18 @@ def train(base_dir: Path, out_dir: Path, make_examples: Callable[[random.Random]
             done += 1
             if progress is not None:
                 progress(done, total, float(loss.detach()))
-    model.eval()
+    return total
+
+
+def save_whole(out_dir: Path, write: Callable[[Path], None], base_dir: Path, info: dict) -> None:
+    """``write(folder)`` into a sibling folder, add ``build_info.json`` (the base model's, updated with ``info``),
+    then move it to ``out_dir``: the folder appears whole or not at all."""
     tmp = out_dir.with_name(out_dir.name + ".partial")
     shutil.rmtree(tmp, ignore_errors=True)
-    model.save(str(tmp))
+    write(tmp)
     base_info = base_dir / INFO_FILE
     merged = json.loads(base_info.read_text(encoding="utf-8")) if base_info.exists() else {}
-    merged["finetune"] = {"recipe": asdict(recipe), "steps": total, "version": FINETUNE_VERSION, **(info or {})}
+    merged.update(info)
     (tmp / INFO_FILE).write_text(json.dumps(merged, ensure_ascii=False, indent=2), encoding="utf-8")
     shutil.rmtree(out_dir, ignore_errors=True)
-    tmp.rename(out_dir)  # the folder appears whole or not at all
+    tmp.rename(out_dir)

@@ -26,8 +26,9 @@ from .scoring import POOL, pooled
 @dataclass(frozen=True)
 class Hit:
     faq_id: int
-    score: float      # the FAQ's pooled score (scoring.pooled)
+    score: float      # the FAQ's pooled score (scoring.pooled), or the reranker's (rerank.FaqReranker)
     phrasing: str     # its closest phrasing
+    pooled: tuple[str, ...] = ()  # the phrasings its score was pooled from, closest first
 
 
 class FaqIndex:
@@ -198,9 +199,13 @@ class FaqIndex:
                     candidates.append(self._vec_faq[vid])
                     if len(candidates) >= 2 * k:
                         break
+            # Every candidate's phrasings, read back in one call, then split per FAQ.
+            groups = [self._by_faq[faq_id] for faq_id in candidates]
+            flat = np.fromiter((v for g in groups for v in g), dtype=np.int64)
+            all_scores = self._index.reconstruct_batch(flat) @ query[0]
+            ends = np.cumsum([len(g) for g in groups])
             hits = []
-            for faq_id in candidates:
-                vids = self._by_faq[faq_id]
-                scores = self._index.reconstruct_batch(np.asarray(vids, dtype=np.int64)) @ query[0]
-                hits.append(Hit(faq_id, pooled(scores, self.pool), self._vec_text[vids[int(np.argmax(scores))]]))
+            for faq_id, vids, scores in zip(candidates, groups, np.split(all_scores, ends[:-1])):
+                best = tuple(self._vec_text[vids[i]] for i in np.argsort(-scores)[:self.pool])
+                hits.append(Hit(faq_id, pooled(scores, self.pool), best[0], best))
         return sorted(hits, key=lambda h: h.score, reverse=True)[:k]
