@@ -15,7 +15,7 @@ Systems, each retrieving the top 10 corpus sentences per query:
 - **TF-IDF**: character 1–2-gram TF-IDF (scikit-learn), cosine, the same two variants;
 - **e5 + cross-encoder** (``--reranker DIR``, e.g. ``benchmarks/kb_afqmc_reranker.py``'s AFQMC-train model): each
   embedding model's top ``--rerank-depth`` sentences (30) rescored by the cross-encoder, normalised texts only
-  (``--rerank-models`` limits it to some of the models).
+  (``--rerank-models`` limits it to some of the models, ``--rerank-sets`` to some sets: AFQMC by default).
 
 Metrics: top-1 (the first result is in the query's qrels), MRR@10, R@10 (share of the queries with a relevant
 sentence in the top 10). Embeddings are cached in ``var/bench/embeddings/`` (git-ignored) by model and texts.
@@ -138,6 +138,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--reranker", type=Path, help="a cross-encoder folder (benchmarks/kb_afqmc_reranker.py)")
     parser.add_argument("--rerank-depth", type=int, default=30, help="candidates the cross-encoder rescores")
     parser.add_argument("--rerank-models", nargs="+", help="rerank only these models' lists (folder names)")
+    parser.add_argument("--rerank-sets", nargs="+", choices=list(SETS), default=["AFQMC retrieval_dev"],
+                        help="sets whose lists are reranked (the AFQMC-train cross-encoder is for AFQMC)")
     args = parser.parse_args(argv)
     settings = get_settings()
     cross = CrossEncoder(args.reranker, threads=os.cpu_count() or 2) if args.reranker else None
@@ -162,7 +164,8 @@ def main(argv: list[str] | None = None) -> int:
                 search_ms = (time.perf_counter() - started) * 1000 / len(qs)
                 rows.append([f"e5 ({embedder.name}), {tag} text", *metrics(ranked, corpus_ids, query_ids, qrels),
                              f"{search_ms:.3f}"])
-                if cross is not None and normalised and embedder.name in (args.rerank_models or [embedder.name]):
+                if (cross is not None and normalised and name in args.rerank_sets
+                        and embedder.name in (args.rerank_models or [embedder.name])):
                     deep = rank_e5(dv, qv, args.rerank_depth)
                     reranked, rerank_ms = rerank(cross, deep, d, q)
                     recall = metrics(deep[:, :args.rerank_depth], corpus_ids, query_ids, qrels, args.rerank_depth)

@@ -26,9 +26,8 @@ from .scoring import POOL, pooled
 @dataclass(frozen=True)
 class Hit:
     faq_id: int
-    score: float      # the FAQ's pooled score (scoring.pooled), or the reranker's (rerank.FaqReranker)
+    score: float      # the FAQ's pooled score (scoring.pooled)
     phrasing: str     # its closest phrasing
-    pooled: tuple[str, ...] = ()  # the phrasings its score was pooled from, closest first
 
 
 class FaqIndex:
@@ -199,6 +198,8 @@ class FaqIndex:
                     candidates.append(self._vec_faq[vid])
                     if len(candidates) >= 2 * k:
                         break
+            if not candidates:
+                return []
             # Every candidate's phrasings, read back in one call, then split per FAQ.
             groups = [self._by_faq[faq_id] for faq_id in candidates]
             flat = np.fromiter((v for g in groups for v in g), dtype=np.int64)
@@ -206,6 +207,5 @@ class FaqIndex:
             ends = np.cumsum([len(g) for g in groups])
             hits = []
             for faq_id, vids, scores in zip(candidates, groups, np.split(all_scores, ends[:-1])):
-                best = tuple(self._vec_text[vids[i]] for i in np.argsort(-scores)[:self.pool])
-                hits.append(Hit(faq_id, pooled(scores, self.pool), best[0], best))
+                hits.append(Hit(faq_id, pooled(scores, self.pool), self._vec_text[vids[int(np.argmax(scores))]]))
         return sorted(hits, key=lambda h: h.score, reverse=True)[:k]
