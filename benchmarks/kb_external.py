@@ -19,7 +19,8 @@ Systems, each retrieving the top 10 corpus sentences per query:
 
 Metrics: top-1 (the first result is in the query's qrels), MRR@10, R@10 (share of the queries with a relevant
 sentence in the top 10). Embeddings are cached in ``var/bench/embeddings/`` (git-ignored) by model and texts.
-Writes benchmarks/results/kb_external.md next to the reference figures of the data's README.
+Writes benchmarks/results/kb_external.md (``--result`` names another file) next to the reference figures of the
+data's README.
 """
 
 from __future__ import annotations
@@ -138,6 +139,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--reranker", type=Path, help="a cross-encoder folder (benchmarks/kb_afqmc_reranker.py)")
     parser.add_argument("--rerank-depth", type=int, default=30, help="candidates the cross-encoder rescores")
     parser.add_argument("--rerank-models", nargs="+", help="rerank only these models' lists (folder names)")
+    parser.add_argument("--result", default="kb_external.md", help="file name under benchmarks/results/")
     parser.add_argument("--rerank-sets", nargs="+", choices=list(SETS), default=["AFQMC retrieval_dev"],
                         help="sets whose lists are reranked (the AFQMC-train cross-encoder is for AFQMC)")
     args = parser.parse_args(argv)
@@ -207,7 +209,7 @@ def main(argv: list[str] | None = None) -> int:
     if rates:
         notes.append(f"Embedding throughput when not cached: {np.mean(rates):.0f} sentences/s (batch 64).")
     report = kc.header("The embedding model on external Chinese question-matching sets", notes) + "".join(sections)
-    print("wrote", kc.write_result("kb_external.md", report).relative_to(REPO_ROOT))
+    print("wrote", kc.write_result(args.result, report).relative_to(REPO_ROOT))
     return 0
 
 
