@@ -3,8 +3,8 @@
 The embedding model compares two questions through one vector each; a cross-encoder reads both questions at
 once (``<s> a </s></s> b </s>``) and outputs one logit: how likely they mean the same thing.  It is far slower
 per pair, so it only rescores a short list.  It starts from the same e5-small encoder, mean-pools its token
-states (as e5 was trained to: its first-token state is nearly constant, and a head on it learned nothing in
-577 steps) and puts a fresh linear head on top; trained on labelled pairs with binary cross-entropy.
+states (as e5 was trained to: its first-token state is nearly constant, so a head on it starts out blind) and
+puts a fresh linear head on top; trained on labelled pairs with binary cross-entropy.
 
 Training is our own loop (like ``finetune``): seeded, warm-up then linear decay, word embeddings frozen.
 """
