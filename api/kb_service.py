@@ -41,11 +41,17 @@ def load_embedder(path: str, prefix: str, threads: int) -> Embedder:
     return Embedder(path, prefix=prefix, threads=threads)
 
 
-def thresholds_for(model_name: str, path: Path = THRESHOLDS_FILE) -> Thresholds:
-    """The calibrated thresholds of this model (devtools.kb calibrate), or the defaults."""
+def thresholds_for(model_name: str, path: Path = THRESHOLDS_FILE, lexical: float | None = None) -> Thresholds:
+    """The calibrated thresholds of this model (devtools.kb calibrate), or the defaults.
+
+    ``lexical``: the thresholds calibrated for another lexical weight of the calibration grid (comparisons).
+    """
     try:
         values = json.loads(path.read_text(encoding="utf-8"))[model_name]
-        return Thresholds(answer=values["answer"], margin=values["margin"], clarify=values["clarify"])
+        if lexical is not None and lexical != values.get("lexical", 0.0):
+            values = {**values["calibration"]["lexical_grid"][str(float(lexical))], "lexical": lexical}
+        return Thresholds(answer=values["answer"], margin=values["margin"], clarify=values["clarify"],
+                          lexical=values.get("lexical", 0.0))
     except (OSError, ValueError, KeyError):
         return Thresholds()
 

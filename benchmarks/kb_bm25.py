@@ -12,13 +12,7 @@ from collections import Counter
 import numpy as np
 from scipy import sparse
 
-
-def bigrams(text: str) -> list[str]:
-    """Character bigrams within each space-separated run; a one-character run is its own token."""
-    tokens: list[str] = []
-    for run in text.split():
-        tokens.extend([run] if len(run) == 1 else [run[i:i + 2] for i in range(len(run) - 1)])
-    return tokens
+from knowledge_base.lexical import bigrams
 
 
 class Bm25:

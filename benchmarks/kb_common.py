@@ -16,7 +16,7 @@ from tqdm import tqdm
 from api.kb_service import thresholds_for
 from api.seed import SEED_DIR, load_yaml, read_seed_faqs
 from core.settings import REPO_ROOT, get_settings
-from knowledge_base import Embedder, FaqIndex, Retriever, Thresholds
+from knowledge_base import Embedder, FaqIndex, Retriever, Thresholds, normalize
 
 BENCH_DIR = REPO_ROOT / "var" / "bench"           # caches (git-ignored)
 RESULTS_DIR = REPO_ROOT / "benchmarks" / "results"
@@ -32,6 +32,17 @@ def phrasings(faq: dict) -> list[str]:
     question = faq["question"].strip()
     similar = [t.strip() for t in dict.fromkeys(faq.get("similar") or []) if t.strip() and t.strip() != question]
     return [question, *similar]
+
+
+def indexed_phrasings(faqs: list[dict], synonyms: dict[str, str]) -> tuple[list[str], list[int]]:
+    """Every FAQ's distinct normalised phrasings, as the index holds them, and the FAQ (position) of each."""
+    texts, owners = [], []
+    for i, f in enumerate(faqs):
+        for t in dict.fromkeys(normalize(p, synonyms) for p in phrasings(f)):
+            if t:
+                texts.append(t)
+                owners.append(i)
+    return texts, owners
 
 
 def seed_synonyms() -> dict[str, str]:

@@ -31,6 +31,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
+from api.kb_service import thresholds_for
 from core.settings import REPO_ROOT, get_settings
 from knowledge_base import Embedder, Thresholds, normalize
 from knowledge_base.calibrate import Probe, ProbeSet
@@ -261,12 +262,7 @@ def errors_report(faqs: list[dict], inscope: list[Question], preds: list[Predict
 def pooling_rows(name: str, embedder: Embedder, faqs: list[dict], inscope: list[Question]) -> list[list]:
     """Ranking quality when an FAQ scores by its best 1..4 phrasings (the product uses ``POOL``)."""
     synonyms = kc.seed_synonyms()
-    texts, owners = [], []
-    for i, f in enumerate(faqs):
-        for t in dict.fromkeys(normalize(p, synonyms) for p in kc.phrasings(f)):
-            if t:
-                texts.append(t)
-                owners.append(i)
+    texts, owners = kc.indexed_phrasings(faqs, synonyms)
     vectors, _ = kc.cached_embeddings(embedder, texts)
     queries, _ = kc.cached_embeddings(embedder, [normalize(q.text, synonyms) for q in inscope])
     owner_arr, rows = np.asarray(owners), []
@@ -323,8 +319,15 @@ def main(argv: list[str] | None = None) -> int:
         t = current.thresholds
         pool_rows += [["calibration", *r] for r in pooling_rows(name, embedder, faqs, calibration_in)]
         pool_rows += [["held-out", *r] for r in pooling_rows(name, embedder, faqs, inscope)]
-        system_notes[name] = (f"{embedder.name}, cosine, FAQ = mean of its {POOL} best phrasings; answer ≥ {t.answer} and lead ≥ {t.margin}, clarify ≥ "
+        lexical = f" + {t.lexical} × bigram BM25 per phrasing" if t.lexical else ""
+        system_notes[name] = (f"{embedder.name}, cosine{lexical}, FAQ = mean of its {POOL} best phrasings; answer ≥ {t.answer} and lead ≥ {t.margin}, clarify ≥ "
                               f"{t.clarify}; {lead_note(systems[name][0][:len(inscope)], inscope)}")
+        plain = thresholds_for(embedder.name, lexical=0.0)
+        if t.lexical and plain.lexical == 0.0 and plain != Thresholds():  # the same model without the bonus
+            ablation = f"{name}, cosine only"
+            systems[ablation] = run_e5(kc.e5_retriever(embedder, faqs, plain), texts)
+            system_notes[ablation] = (f"{embedder.name}, cosine alone, thresholds calibrated for it: answer ≥ "
+                                      f"{plain.answer} and lead ≥ {plain.margin}, clarify ≥ {plain.clarify}")
     bm25 = Bm25System(faqs, synonyms, calibration_oos)
     systems["BM25"] = bm25.predict(texts)
     rasa_info = None
@@ -364,8 +367,8 @@ def main(argv: list[str] | None = None) -> int:
         "process). Latency proper: kb_latency.md.",
     ]
     report = (kc.header("Knowledge-base retrieval on our held-out questions", notes) + "\n" + main_table
-              + "\n## Pooling: an FAQ scored by its best n phrasings\n\nRanking only (no thresholds). The product's n "
-              "was chosen on the calibration set (data/calibration/in_scope.yml), not on the held-out set.\n\n"
+              + "\n## Pooling: an FAQ scored by its best n phrasings\n\nRanking only (no thresholds), cosine alone "
+              "(no lexical bonus). The product's n was chosen on the calibration set (data/calibration/in_scope.yml), not on the held-out set.\n\n"
               + kc.table(["questions", "model", "n", "top-1", "top-3", "MRR@10"], pool_rows)
               + "\n## Top-1 by category\n\n" + per_category(inscope, {k: v[0][:n] for k, v in systems.items()}))
     if unknown:

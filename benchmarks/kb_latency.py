@@ -39,6 +39,7 @@ import time
 import faiss
 import numpy as np
 
+from api.kb_service import thresholds_for
 from core.settings import REPO_ROOT, get_settings
 from knowledge_base import FaqIndex, Retriever, normalize
 
@@ -94,7 +95,10 @@ def one_size(size: int, ann: str) -> dict:
     real_texts = [t for f in faqs for t in (normalize(p, synonyms) for p in kc.phrasings(f)) if t]
     real_vecs, _ = kc.cached_embeddings(embedder, real_texts)
     questions = real_questions()
-    query_vecs, _ = kc.cached_embeddings(embedder, [normalize(q, synonyms) or q for q in questions])
+    query_texts = [normalize(q, synonyms) or q for q in questions]
+    query_vecs, _ = kc.cached_embeddings(embedder, query_texts)
+    thresholds = thresholds_for(embedder.name)  # with the calibrated lexical weight, as the product searches
+    queries = [(v, t) for v, t in zip(query_vecs, query_texts)]
     n_real = min(size, len(real_texts))
     vecs = np.concatenate([real_vecs[:n_real], synthetic(real_vecs, size - n_real)])
     texts = real_texts[:n_real] + [f"合成问法{n}" for n in range(size - n_real)]
@@ -109,17 +113,20 @@ def one_size(size: int, ann: str) -> dict:
     build_s = time.perf_counter() - started
     rss_delta = kc.rss_mb() - before
 
-    timed(lambda v: index.search(v, k=5), 50, *[(v,) for v in query_vecs])  # warm-up
-    search = timed(lambda v: index.search(v, k=5), SEARCHES, *[(v,) for v in query_vecs])
+    def search_in(idx):
+        return lambda v, t: idx.search(v, k=5, text=t, lexical=thresholds.lexical)
+
+    timed(search_in(index), 50, *queries)  # warm-up
+    search = timed(search_in(index), SEARCHES, *queries)
     exact = index
     if index.kind != "flat":
         exact = FaqIndex(embedder.dim, ann_threshold=10**12)
         exact.replace_many(groups)
-    search_exact = timed(lambda v: exact.search(v, k=5), SEARCHES, *[(v,) for v in query_vecs])
-    pairs = [(index.search(v, k=5), exact.search(v, k=5)) for v in query_vecs]
+    search_exact = timed(search_in(exact), SEARCHES, *queries)
+    pairs = [(search_in(index)(v, t), search_in(exact)(v, t)) for v, t in queries]
     same_top1 = float(np.mean([a[0].faq_id == b[0].faq_id for a, b in pairs]))
     recall5 = float(np.mean([len({h.faq_id for h in a} & {h.faq_id for h in b}) / len(b) for a, b in pairs]))
-    retriever = Retriever(embedder, index, synonyms=synonyms)
+    retriever = Retriever(embedder, index, thresholds, synonyms=synonyms)
     timed(retriever.search, 10, *[(q,) for q in questions])
     e2e = timed(retriever.search, E2E_SEARCHES, *[(q,) for q in questions])
     embed_only = timed(lambda q: embedder.encode([normalize(q, synonyms)]), E2E_SEARCHES, *[(q,) for q in questions])

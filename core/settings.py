@@ -39,6 +39,9 @@ class Settings(BaseSettings):
     finetune_seed: int = 42
     finetune_hard_negatives: bool = False
     calibration_folds: int = 3  # fine-tuned models are calibrated k-fold (devtools.kb calibrate)
+    # Candidate weights of the bigram BM25 bonus added to each phrasing's cosine: `devtools.kb calibrate` calibrates
+    # the thresholds for each and keeps the best (data/kb_thresholds.json holds the weight the retriever uses).
+    kb_lexical_weights: list[float] = [0.0, 0.2, 0.3, 0.4, 0.5, 0.6]
     query_prefix: str = "query: "
     kb_index_dir: Path | None = None  # where the FAQ index is saved; empty: var_dir/index
     kb_ann_threshold: int = 20_000  # from this many phrasings on, search an IVF index instead of exactly

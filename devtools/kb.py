@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import sys
@@ -56,7 +57,13 @@ def is_finetuned(model_path: str) -> bool:
         return False
 
 
-def run_calibration(settings: Settings) -> dict:
+UTILITY_TIE = 0.005  # calibration utilities closer than this are within noise (a few of ~1,400 probes)
+
+
+def run_calibration(settings: Settings, lexicals: list[float] | None = None) -> dict:
+    """Choose the thresholds of the configured model (and, given several ``lexicals``, the lexical weight with
+    the best calibration utility); write them to data/kb_thresholds.json under the model's name."""
+    lexicals = sorted(set(lexicals or settings.kb_lexical_weights))
     embedder = load_embedder(settings.model_path, settings.query_prefix, os.cpu_count() or 2)  # batch work
     engine = make_engine(settings.sqlalchemy_url)
     with Session(engine) as db:
@@ -67,20 +74,36 @@ def run_calibration(settings: Settings) -> dict:
     engine.dispose()
     oos = yaml.safe_load(CALIBRATION_OOS.read_text(encoding="utf-8"))["questions"]
     if is_finetuned(settings.model_path):
-        items = kfold_probes(settings, oos)  # the model has seen every KB phrasing: leave-one-out would flatter
+        # The model has seen every KB phrasing: leave-one-out would flatter it.
+        kb_probes = kfold_probes(settings, oos, lexicals)
     else:
-        items = calibrate.probes(embedder, faqs, oos, synonyms)
+        kb_probes = calibrate.probes(embedder, faqs, oos, synonyms, lexicals)
     # Real-style questions (long, situational) score lower than the KB's terse similar questions: both count half.
     rows = [r for r in yaml.safe_load(CALIBRATION_IN_SCOPE.read_text(encoding="utf-8"))["questions"]
             if r["gold"] in ids]
     indexed = [(faq_id, [t for t in (normalize(p, synonyms) for p in texts) if t]) for faq_id, texts in faqs]
     real = calibrate.heldout_probes(embedder, indexed, [(ids[r["gold"]], normalize(r["q"], synonyms)) for r in rows],
-                                    [])
-    items = calibrate.balance(items, real)
-    thresholds, outcome = calibrate.choose(items)
-    n_out = sum(p.gold is None for p in items)
-    result = calibrate.report(thresholds, outcome, len(items) - n_out, n_out)
-    result["calibration"]["real_style_probes"] = len(real)
+                                    [], lexicals)
+    results = {}
+    for w in lexicals:
+        items = calibrate.balance(kb_probes[w], real[w])
+        thresholds, outcome = calibrate.choose(items)
+        n_out = sum(p.gold is None for p in items)
+        results[w] = calibrate.report(dataclasses.replace(thresholds, lexical=w), outcome, len(items) - n_out, n_out)
+        top1 = sum(bool(p.faqs) and p.faqs[0] == p.gold for p in real[w]) / max(len(real[w]), 1)
+        results[w]["calibration"]["real_style_top1"] = round(top1, 4)
+    # The best utility wins; weights within UTILITY_TIE of it are a tie, broken by the real-style questions' top-1
+    # (the merchant-facing ranking), then by the smaller weight.
+    top = max(r["calibration"]["utility"] for r in results.values())
+    tied = [w for w in lexicals if results[w]["calibration"]["utility"] >= top - UTILITY_TIE]
+    best = max(tied, key=lambda w: (results[w]["calibration"]["real_style_top1"], -w))
+    result = results[best]
+    if len(lexicals) > 1:
+        result["calibration"]["lexical_grid"] = {
+            str(w): {"answer": r["answer"], "margin": r["margin"], "clarify": r["clarify"],
+                     **{k: r["calibration"][k] for k in ("utility", "right_answer", "wrong_answer", "oos_answer",
+                                                         "real_style_top1")}} for w, r in results.items()}
+    result["calibration"]["real_style_probes"] = len(real[best])
     result["calibration"]["date"] = time.strftime("%Y-%m-%d")
     result["calibration"]["faqs"] = len(faqs)
     result["calibration"]["method"] = (f"{settings.calibration_folds}-fold fine-tuning, held-back similar questions"
@@ -95,13 +118,15 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="知识库维护：重建索引、校准阈值")
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("rebuild", help="从数据库重建索引并保存")
-    sub.add_parser("calibrate", help="校准回答/追问阈值，写入 data/kb_thresholds.json")
+    cal = sub.add_parser("calibrate", help="校准回答/追问阈值，写入 data/kb_thresholds.json")
+    cal.add_argument("--lexical", type=float, nargs="+", metavar="W",
+                     help="字面（二元组 BM25）加分的候选权重，取校准效用最高者；默认为设置 kb_lexical_weights")
     args = parser.parse_args(argv)
     settings = get_settings()
     if args.command == "rebuild":
         ensure_index(settings, force=True)
     else:
-        result = run_calibration(settings)
+        result = run_calibration(settings, args.lexical)
         print(json.dumps(result, ensure_ascii=False, indent=2))
         ensure_index(settings)  # new thresholds do not change the vectors; the saved index stays valid
     return 0

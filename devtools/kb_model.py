@@ -23,6 +23,8 @@ from knowledge_base import finetune
 from knowledge_base.normalize import normalize
 from knowledge_base.scoring import POOL
 
+PROBES_VERSION = 2  # bump when the probes' scoring changes (2: through FaqIndex.search, lexical bonus)
+
 
 def recipe_from(settings: Settings) -> finetune.Recipe:
     return finetune.Recipe(epochs=settings.finetune_epochs, lr=settings.finetune_lr,
@@ -89,12 +91,13 @@ def fold_split(faqs: list[finetune.KbFaq], folds: int, seed: int) -> list[tuple[
     return out
 
 
-def kfold_probes(settings: Settings, out_of_scope: list[str]) -> list:
-    """Calibration probes for the fine-tuned model, honest about what it was trained on.
+def kfold_probes(settings: Settings, out_of_scope: list[str], lexicals: list[float]) -> dict[float, list]:
+    """Calibration probes for the fine-tuned model, honest about what it was trained on; one list per lexical
+    weight.
 
     Per fold: fine-tune the base model (same recipe) without the fold's held-back questions, index the kept
     phrasings, then score the held-back questions and the out-of-scope list against them. The probes are
-    kept under var/calibration/ (same data, recipe and folds: no new fine-tunes).
+    kept under var/calibration/, one file per weight (same data, recipe and folds: no new fine-tunes).
     """
     from knowledge_base.calibrate import Probe
 
@@ -102,29 +105,36 @@ def kfold_probes(settings: Settings, out_of_scope: list[str]) -> list:
     faqs = seed_kb_faqs(synonyms)
     oos = [t for t in (normalize(q, synonyms) for q in out_of_scope) if t]
     key = finetune.training_key(settings.default_model_dir, faqs, recipe_from(settings), settings.query_prefix)
-    digest = hashlib.sha256(json.dumps([key, settings.calibration_folds, oos, POOL]).encode()).hexdigest()[:16]
-    cache = settings.var_dir / "calibration" / f"kfold-probes-{digest}.json"
-    if cache.exists():
-        return [Probe(**p) for p in json.loads(cache.read_text(encoding="utf-8"))]
-    items = _fold_probes(settings, faqs, oos)
-    cache.parent.mkdir(parents=True, exist_ok=True)
-    cache.write_text(json.dumps([asdict(p) for p in items]), encoding="utf-8")
-    return items
+
+    def cache(weight: float) -> Path:
+        digest = hashlib.sha256(json.dumps([key, settings.calibration_folds, oos, POOL, weight,
+                                            PROBES_VERSION]).encode()).hexdigest()[:16]
+        return settings.var_dir / "calibration" / f"kfold-probes-{digest}.json"
+
+    missing = [w for w in lexicals if not cache(w).exists()]
+    if missing:
+        for w, items in _fold_probes(settings, faqs, oos, missing).items():
+            cache(w).parent.mkdir(parents=True, exist_ok=True)
+            cache(w).write_text(json.dumps([asdict(p) for p in items]), encoding="utf-8")
+    return {w: [Probe(**p) for p in json.loads(cache(w).read_text(encoding="utf-8"))] for w in lexicals}
 
 
-def _fold_probes(settings: Settings, faqs: list[finetune.KbFaq], oos: list[str]) -> list:
+def _fold_probes(settings: Settings, faqs: list[finetune.KbFaq], oos: list[str],
+                 lexicals: list[float]) -> dict[float, list]:
     from knowledge_base.calibrate import heldout_probes
     from knowledge_base.embedder import Embedder
 
-    items = []
+    items: dict[float, list] = {w: [] for w in lexicals}
     folds = fold_split(faqs, settings.calibration_folds, settings.finetune_seed)
     for n, (kept, held) in enumerate(folds, 1):
         out_dir = settings.var_dir / "models" / f"calibration-fold{n}"
         seconds = train_on_faqs(settings, kept, out_dir, f"校准第 {n}/{len(folds)} 折")
         embedder = Embedder(out_dir, prefix=settings.query_prefix)
         ids = {f.faq_id: i for i, f in enumerate(kept)}
-        items += heldout_probes(embedder, [(ids[f.faq_id], list(f.phrasings)) for f in kept],
-                                [(ids[k], t) for k, t in held], oos)
+        fold = heldout_probes(embedder, [(ids[f.faq_id], list(f.phrasings)) for f in kept],
+                              [(ids[k], t) for k, t in held], oos, lexicals)
+        for w in lexicals:
+            items[w] += fold[w]
         print(f"    第 {n} 折：{len(held)} 个留出问法，微调 {seconds:.0f} s", flush=True)
         del embedder
         shutil.rmtree(out_dir, ignore_errors=True)

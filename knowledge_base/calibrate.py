@@ -15,18 +15,22 @@ from the benchmark's test questions).  A grid search then picks the thresholds i
 
 A model fine-tuned on the knowledge base has seen every phrasing, so leave-one-out would flatter it:
 ``heldout_probes`` scores questions that a model was *not* trained on (k-fold, see devtools/kb_model.py).
+
+Every probe is scored by a real ``FaqIndex`` search, exactly as the retriever scores a merchant's question
+(candidates, pooling, the lexical bonus of weight ``lexical``).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
 import numpy as np
 
 from .embedder import Embedder
+from .index import FaqIndex
 from .normalize import normalize
 from .retriever import Thresholds
-from .scoring import rank_faqs
 
 MAX_OOS_ANSWER = 0.05  # half the product target (≤ 10% answered): the calibration list is small
 MAX_WRONG_ANSWER = 0.03  # share of in-scope questions answered with the wrong FAQ that we accept
@@ -55,44 +59,67 @@ class Outcome:
     oos_clarify: float
 
 
+SEARCH_K = 5  # as many FAQs as the retriever asks the index for
+
+
+def _probe(index: FaqIndex, gold: int | None, vector: np.ndarray, text: str, lexical: float) -> Probe:
+    hits = index.search(vector, k=SEARCH_K, text=text, lexical=lexical)
+    return Probe(gold, [h.faq_id for h in hits], [h.score for h in hits])
+
+
+def _index_of(embedder: Embedder, indexed: list[tuple[int, list[str]]]) -> tuple[FaqIndex, dict[int, tuple]]:
+    vectors = embedder.encode([t for _, texts in indexed for t in texts])
+    index, held, start = FaqIndex(embedder.dim, ann_threshold=10**12), {}, 0  # exact, as the seed KB's size is
+    for faq_id, texts in indexed:
+        held[faq_id] = (list(texts), vectors[start:start + len(texts)])
+        start += len(texts)
+    index.replace_many((faq_id, texts, vecs) for faq_id, (texts, vecs) in held.items())
+    return index, held
+
+
 def heldout_probes(embedder: Embedder, indexed: list[tuple[int, list[str]]], questions: list[tuple[int, str]],
-                   out_of_scope: list[str]) -> list[Probe]:
-    """Probes for in-scope ``questions`` (gold FAQ, text) the index does not hold, plus out-of-scope ones.
+                   out_of_scope: list[str], lexicals: Sequence[float] = (0.0,)) -> dict[float, list[Probe]]:
+    """Probes for in-scope ``questions`` (gold FAQ, text) the index does not hold, plus out-of-scope ones;
+    one list per lexical weight (the vectors are computed once).
 
     All texts must already be normalised; ``indexed`` is what the index holds: (FAQ, phrasings).
     """
-    owners = np.asarray([faq_id for faq_id, texts in indexed for _ in texts])
-    vectors = embedder.encode([t for _, texts in indexed for t in texts])
-    queries = embedder.encode([q for _, q in questions] + list(out_of_scope))
+    index, _ = _index_of(embedder, indexed)
+    texts = [q for _, q in questions] + list(out_of_scope)
     golds: list[int | None] = [g for g, _ in questions] + [None] * len(out_of_scope)
-    return [Probe(gold, *rank_faqs(vectors @ q, owners)) for gold, q in zip(golds, queries)]
+    vectors = embedder.encode(texts)
+    return {w: [_probe(index, gold, v, t, w) for gold, v, t in zip(golds, vectors, texts)] for w in lexicals}
 
 
 def probes(embedder: Embedder, faqs: list[tuple[int, list[str]]], out_of_scope: list[str],
-           synonyms: dict[str, str] | None = None) -> list[Probe]:
-    """Leave-one-out probes for every similar question, plus one probe per out-of-scope question."""
-    texts, owners, is_similar = [], [], []
+           synonyms: dict[str, str] | None = None, lexicals: Sequence[float] = (0.0,)) -> dict[float, list[Probe]]:
+    """Leave-one-out probes for every similar question, plus one probe per out-of-scope question; one list
+    per lexical weight.
+
+    For each similar question its FAQ is re-indexed without it (and without any copy of it), searched, and
+    put back: the question is scored as if a merchant had typed it.
+    """
+    indexed, standard = [], {}
     for faq_id, phrasings in faqs:
-        for n, p in enumerate(phrasings):
-            t = normalize(p, synonyms)
-            if t:
-                texts.append(t)
-                owners.append(faq_id)
-                is_similar.append(n > 0)
-    owner_arr = np.asarray(owners)
-    vectors = embedder.encode(texts)
-    result: list[Probe] = []
-    for i in range(len(texts)):
-        if not is_similar[i]:
-            continue
-        scores = vectors @ vectors[i]
-        scores[i] = -np.inf  # the question itself is not in the index
-        same = np.flatnonzero((owner_arr == owners[i]) & np.asarray([t == texts[i] for t in texts]))
-        scores[same] = -np.inf
-        result.append(Probe(owners[i], *rank_faqs(scores, owner_arr)))
+        texts = list(dict.fromkeys(t for t in (normalize(p, synonyms) for p in phrasings) if t))
+        if texts:
+            indexed.append((faq_id, texts))
+            standard[faq_id] = normalize(phrasings[0], synonyms)
+    index, held = _index_of(embedder, indexed)
+    result: dict[float, list[Probe]] = {w: [] for w in lexicals}
+    for faq_id, (texts, vectors) in held.items():
+        for i, text in enumerate(texts):
+            if text == standard[faq_id] or len(texts) < 2:
+                continue  # the standard question is not a probe; an FAQ must keep a phrasing
+            keep = [j for j in range(len(texts)) if j != i]
+            index.replace_faq(faq_id, [texts[j] for j in keep], vectors[keep])
+            for w in lexicals:
+                result[w].append(_probe(index, faq_id, vectors[i], text, w))
+        index.replace_faq(faq_id, texts, vectors)
     oos_texts = [t for t in (normalize(q, synonyms) for q in out_of_scope) if t]
-    for v in embedder.encode(oos_texts):
-        result.append(Probe(None, *rank_faqs(vectors @ v, owner_arr)))
+    for v, t in zip(embedder.encode(oos_texts), oos_texts):
+        for w in lexicals:
+            result[w].append(_probe(index, None, v, t, w))
     return result
 
 
@@ -161,6 +188,6 @@ def choose(items: list[Probe], max_wrong: float = MAX_WRONG_ANSWER,
 
 
 def report(t: Thresholds, o: Outcome, n_in: int, n_out: int) -> dict:
-    return {"answer": t.answer, "margin": t.margin, "clarify": t.clarify,
+    return {"answer": t.answer, "margin": t.margin, "clarify": t.clarify, "lexical": t.lexical,
             "calibration": {"in_scope_probes": n_in, "out_of_scope_probes": n_out,
                             **{k: round(v, 4) for k, v in asdict(o).items()}}}

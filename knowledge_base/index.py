@@ -6,7 +6,8 @@ keeps removal by id, so editing one FAQ stays incremental; its centroids are tra
 re-trained by a rebuild (``devtools.kb rebuild``) or once the index has grown fourfold since.
 
 A search finds the closest phrasings, then scores each FAQ among them by all of its phrasings
-(``scoring.pooled``), read back from the index.
+(``scoring.pooled``), read back from the index; each phrasing's cosine can be given a lexical bonus
+(``lexical.Lexicon``: character-bigram BM25, kept beside the vectors and updated with them).
 """
 
 from __future__ import annotations
@@ -20,13 +21,14 @@ from pathlib import Path
 import faiss
 import numpy as np
 
+from .lexical import Lexicon
 from .scoring import POOL, pooled
 
 
 @dataclass(frozen=True)
 class Hit:
     faq_id: int
-    score: float      # the FAQ's pooled score (scoring.pooled)
+    score: float      # the FAQ's pooled score (scoring.pooled) of cosine + lexical bonus
     phrasing: str     # its closest phrasing
 
 
@@ -52,6 +54,7 @@ class FaqIndex:
         self._vec_faq: dict[int, int] = {}
         self._vec_text: dict[int, str] = {}
         self._text_faq: dict[str, int] = {}
+        self._lexicon = Lexicon()
 
     def __len__(self) -> int:
         return self._index.ntotal
@@ -81,6 +84,7 @@ class FaqIndex:
                 self._vec_faq[vid] = faq_id
                 self._vec_text[vid] = text
                 self._text_faq[text] = faq_id
+                self._lexicon.add(vid, text)
             if not self._bulk:
                 self._maybe_switch()
 
@@ -132,6 +136,7 @@ class FaqIndex:
         for vid in ids:
             self._vec_faq.pop(vid, None)
             text = self._vec_text.pop(vid, None)
+            self._lexicon.remove(vid)
             if self._text_faq.get(text) == faq_id:
                 self._text_faq.pop(text)
 
@@ -172,6 +177,8 @@ class FaqIndex:
         index._vec_faq = {v: f for f, ids in index._by_faq.items() for v in ids}
         index._vec_text = {int(v): t for v, t in state["texts"].items()}
         index._text_faq = {t: index._vec_faq[v] for v, t in index._vec_text.items()}
+        for v, t in index._vec_text.items():
+            index._lexicon.add(v, t)
         return index, state["meta"]
 
     @staticmethod
@@ -181,8 +188,12 @@ class FaqIndex:
         except (OSError, ValueError, KeyError):
             return None
 
-    def search(self, vector: np.ndarray, k: int = 5) -> list[Hit]:
-        """The best ``k`` FAQs for ``vector``: FAQs with a phrasing among the closest, scored by ``pooled``."""
+    def search(self, vector: np.ndarray, k: int = 5, text: str = "", lexical: float = 0.0) -> list[Hit]:
+        """The best ``k`` FAQs for ``vector``: FAQs with a phrasing among the closest, scored by ``pooled``.
+
+        With ``text`` (the normalised question) and a ``lexical`` weight, each phrasing scores its cosine plus
+        ``lexical`` × its normalised bigram BM25 against ``text``.
+        """
         query = np.ascontiguousarray(vector.reshape(1, -1), dtype=np.float32)
         with self._lock:
             if self._index.ntotal == 0:
@@ -204,6 +215,8 @@ class FaqIndex:
             groups = [self._by_faq[faq_id] for faq_id in candidates]
             flat = np.fromiter((v for g in groups for v in g), dtype=np.int64)
             all_scores = self._index.reconstruct_batch(flat) @ query[0]
+            if lexical and text:
+                all_scores = all_scores + lexical * np.asarray(self._lexicon.scores(text, flat.tolist()))
             ends = np.cumsum([len(g) for g in groups])
             hits = []
             for faq_id, vids, scores in zip(candidates, groups, np.split(all_scores, ends[:-1])):

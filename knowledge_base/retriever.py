@@ -21,12 +21,14 @@ class Decision(enum.StrEnum):
 
 @dataclass(frozen=True)
 class Thresholds:
-    """Cosine thresholds; calibrated on held-out phrasings (see benchmarks/)."""
+    """Score thresholds, calibrated on held-out phrasings (devtools.kb calibrate) together with ``lexical``,
+    the weight of the bigram BM25 bonus in a phrasing's score (0: cosine alone)."""
 
     answer: float = 0.91
     margin: float = 0.015   # lead over the runner-up needed to answer outright
     clarify: float = 0.88
     clarify_choices: int = 3
+    lexical: float = 0.0
 
 
 @dataclass
@@ -76,7 +78,8 @@ class Retriever:
         normalized = self.prepare(text)
         if not normalized:
             return Result(Decision.no_answer, text, normalized)
-        hits = self.index.search(self.embedder.encode([normalized])[0], k=k)
+        hits = self.index.search(self.embedder.encode([normalized])[0], k=k, text=normalized,
+                                 lexical=self.thresholds.lexical)
         owner = self.index.faq_of(normalized)
         if owner is not None:  # the merchant typed one of an FAQ's own phrasings: that FAQ, whatever the pooling
             mine = [h for h in hits if h.faq_id == owner] or [Hit(owner, 1.0, normalized)]

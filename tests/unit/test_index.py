@@ -1,6 +1,7 @@
 import threading
 
 import numpy as np
+import pytest
 
 from knowledge_base.index import FaqIndex
 
@@ -149,3 +150,27 @@ def test_ivf_index_edits_by_faq_and_survives_save_and_load(tmp_path):
     assert loaded.kind == "ivf" and len(loaded) == 595
     for q in (new, faqs[3][2][1], faqs[50][2][4]):
         assert loaded.search(q, k=3) == idx.search(q, k=3)
+
+
+def test_the_lexical_bonus_ranks_a_shared_term_first_and_follows_edits():
+    idx = FaqIndex(3, pool=1)
+    idx.replace_faq(1, ["提现手续费"], np.stack([unit([1, 0.12, 0])]))
+    idx.replace_faq(2, ["发票抬头改错了"], np.stack([unit([1, 0.1, 0])]))
+    query = unit([1, 0.11, 0.0])
+    assert idx.search(query, k=2, text="抬头开错了")[0].faq_id == 1  # no weight: cosine alone
+    boosted = idx.search(query, k=2, text="抬头开错了", lexical=0.2)
+    assert [h.faq_id for h in boosted] == [2, 1]
+    assert boosted[0].score > idx.search(query, k=2)[1].score + 0.03
+    idx.replace_faq(2, ["发票怎么开"], np.stack([unit([1, 0.1, 0])]))  # the shared term is gone
+    assert idx.search(query, k=2, text="抬头开错了", lexical=0.2)[0].faq_id == 1
+
+
+def test_a_loaded_index_scores_the_lexical_bonus_like_the_saved_one(tmp_path):
+    idx = FaqIndex(3)
+    idx.replace_faq(1, ["提现手续费", "提现要钱吗"], np.stack([unit([1, 0.12, 0]), unit([1, 0.2, 0])]))
+    idx.replace_faq(2, ["发票抬头改错了", "抬头写错"], np.stack([unit([1, 0.1, 0]), unit([1, 0.3, 0])]))
+    idx.save(tmp_path / "idx", {"v": 1})
+    loaded, _ = FaqIndex.load(tmp_path / "idx")
+    query = unit([1, 0.11, 0.0])
+    for a, b in zip(idx.search(query, text="抬头开错了", lexical=0.3), loaded.search(query, text="抬头开错了", lexical=0.3)):
+        assert (a.faq_id, a.phrasing) == (b.faq_id, b.phrasing) and a.score == pytest.approx(b.score)

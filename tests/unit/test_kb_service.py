@@ -1,11 +1,14 @@
 """The saved index is reused while it matches the data and rebuilt when anything it depends on changes."""
 
+import json
+
 from sqlalchemy.orm import Session
 
 from api.db import make_engine
-from api.kb_service import build_retriever, data_fingerprint
+from api.kb_service import build_retriever, data_fingerprint, thresholds_for
 from api.models import Faq, Synonym
 from api.services import faqs as faq_service
+from knowledge_base import Thresholds
 
 
 def test_saved_index_is_reused_until_the_data_changes(database, embedder, tmp_path):
@@ -30,3 +33,18 @@ def test_saved_index_is_reused_until_the_data_changes(database, embedder, tmp_pa
         assert build_retriever(db, embedder, index_dir)[1] == "rebuilt"
         assert build_retriever(db, embedder, index_dir)[1] == "disk"
     engine.dispose()
+
+
+def test_thresholds_carry_their_lexical_weight_and_the_grid_gives_the_others(tmp_path):
+    path = tmp_path / "thresholds.json"
+    path.write_text(json.dumps({"m": {
+        "answer": 0.8, "margin": 0.05, "clarify": 0.7, "lexical": 0.4,
+        "calibration": {"lexical_grid": {"0.0": {"answer": 0.7, "margin": 0.03, "clarify": 0.66, "utility": 0.5},
+                                         "0.4": {"answer": 0.8, "margin": 0.05, "clarify": 0.7, "utility": 0.6}}}},
+        "old": {"answer": 0.9, "margin": 0.01, "clarify": 0.88}}))
+    assert thresholds_for("m", path) == Thresholds(answer=0.8, margin=0.05, clarify=0.7, lexical=0.4)
+    assert thresholds_for("m", path, lexical=0) == Thresholds(answer=0.7, margin=0.03, clarify=0.66, lexical=0.0)
+    assert thresholds_for("m", path, lexical=0.4) == thresholds_for("m", path)
+    assert thresholds_for("m", path, lexical=0.9) == Thresholds()  # not calibrated: the defaults
+    assert thresholds_for("old", path).lexical == 0.0  # calibrated before the lexical bonus: cosine alone
+    assert thresholds_for("missing", path) == Thresholds()
