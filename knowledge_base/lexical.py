@@ -10,6 +10,7 @@ phrasing" whatever the length.  Document frequencies change with every edit, so 
 from __future__ import annotations
 
 import math
+import sys
 from collections import Counter
 from collections.abc import Iterable
 
@@ -30,7 +31,9 @@ class Lexicon:
     own: ``FaqIndex`` changes and reads it under its lock."""
 
     def __init__(self) -> None:
-        self._docs: dict[int, tuple[Counter, int]] = {}  # id -> (bigram counts, length in bigrams)
+        # id -> (its distinct bigrams, their counts, length in bigrams): tuples of interned strings, because a
+        # dict per phrasing tripled the index's memory at 100k phrasings (BENCHMARKS.md, latency).
+        self._docs: dict[int, tuple[tuple[str, ...], tuple[int, ...], int]] = {}
         self._df: Counter = Counter()
         self._total_length = 0
 
@@ -41,7 +44,7 @@ class Lexicon:
         self.remove(doc_id)
         counts = Counter(bigrams(text))
         length = sum(counts.values())
-        self._docs[doc_id] = (counts, length)
+        self._docs[doc_id] = (tuple(sys.intern(t) for t in counts), tuple(counts.values()), length)
         self._df.update(counts.keys())
         self._total_length += length
 
@@ -49,9 +52,9 @@ class Lexicon:
         doc = self._docs.pop(doc_id, None)
         if doc is None:
             return
-        counts, length = doc
-        self._df.subtract(counts.keys())
-        for term in counts:
+        terms, _, length = doc
+        self._df.subtract(terms)
+        for term in terms:
             if self._df[term] <= 0:
                 del self._df[term]
         self._total_length -= length
@@ -77,12 +80,12 @@ class Lexicon:
             if doc is None:
                 out.append(0.0)
                 continue
-            counts, length = doc
+            terms, counts, length = doc
             norm = K1 * (1 - B + B * length / avgdl)
             raw = 0.0
-            for t, n in q.items():
-                tf = counts.get(t)
-                if tf:
+            for t, tf in zip(terms, counts):
+                n = q.get(t)
+                if n:
                     raw += n * idf[t] * tf * (K1 + 1) / (tf + norm)
             out.append(raw / self_score)
         return out
