@@ -43,6 +43,7 @@ from knowledge_base import Embedder, normalize
 from knowledge_base.rerank import CrossEncoder
 
 from . import kb_common as kc
+from .kb_bm25 import Bm25
 
 DATA = Path("/work/shared/benchmarks")
 SETS = {"AFQMC retrieval_dev": "afqmc/retrieval_dev", "LCQMC retrieval_test": "lcqmc/retrieval_test"}
@@ -102,6 +103,17 @@ def rerank(cross, ranked: np.ndarray, docs: list[str], queries: list[str]) -> tu
     return np.take_along_axis(ranked, order, axis=1), ms
 
 
+def with_lexical(ranked: np.ndarray, dv: np.ndarray, qv: np.ndarray, bm25: Bm25, queries: list[str],
+                 weight: float) -> np.ndarray:
+    """``ranked`` (query × candidate docs) reordered by cosine + ``weight`` × normalised bigram BM25, the
+    product's phrasing score (knowledge_base.lexical)."""
+    out = np.empty_like(ranked)
+    for i, row in enumerate(ranked):
+        fused = dv[row] @ qv[i] + weight * bm25.scores(queries[i])[row]
+        out[i] = row[np.argsort(-fused, kind="stable")]
+    return out
+
+
 def rank_tfidf(docs: list[str], queries: list[str]) -> np.ndarray:
     vectorizer = TfidfVectorizer(analyzer="char", ngram_range=(1, 2))
     d = vectorizer.fit_transform(docs)  # fitted on the corpus only
@@ -140,6 +152,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rerank-depth", type=int, default=30, help="candidates the cross-encoder rescores")
     parser.add_argument("--rerank-models", nargs="+", help="rerank only these models' lists (folder names)")
     parser.add_argument("--result", default="kb_external.md", help="file name under benchmarks/results/")
+    parser.add_argument("--lexical", type=float, default=0.0,
+                        help="also rescore each model's top --rerank-depth with cosine + W × bigram BM25 "
+                             "(normalised texts); use the product's calibrated weight, never one tuned here")
     parser.add_argument("--rerank-sets", nargs="+", choices=list(SETS), default=["AFQMC retrieval_dev"],
                         help="sets whose lists are reranked (the AFQMC-train cross-encoder is for AFQMC)")
     args = parser.parse_args(argv)
@@ -157,6 +172,7 @@ def main(argv: list[str] | None = None) -> int:
         for normalised in (True,) if args.normalised_only else (False, True):
             d, q = prepared(docs, normalised), prepared(qs, normalised)
             tag = "normalised" if normalised else "raw"
+            bm25 = Bm25(d, list(range(len(d)))) if args.lexical and normalised else None
             for embedder in embedders:
                 dv, rate_d = kc.cached_embeddings(embedder, d, f"{embedder.name}: {name} corpus ({tag})")
                 qv, rate_q = kc.cached_embeddings(embedder, q, f"{embedder.name}: {name} queries ({tag})")
@@ -166,6 +182,13 @@ def main(argv: list[str] | None = None) -> int:
                 search_ms = (time.perf_counter() - started) * 1000 / len(qs)
                 rows.append([f"e5 ({embedder.name}), {tag} text", *metrics(ranked, corpus_ids, query_ids, qrels),
                              f"{search_ms:.3f}"])
+                if bm25 is not None:
+                    deep = rank_e5(dv, qv, args.rerank_depth)
+                    started = time.perf_counter()
+                    fused = with_lexical(deep, dv, qv, bm25, q, args.lexical)
+                    lexical_ms = (time.perf_counter() - started) * 1000 / len(qs)
+                    rows.append([f"e5 ({embedder.name}) top {args.rerank_depth} + {args.lexical} × bigram BM25",
+                                 *metrics(fused, corpus_ids, query_ids, qrels), f"{lexical_ms:.3f} (rescoring)"])
                 if (cross is not None and normalised and name in args.rerank_sets
                         and embedder.name in (args.rerank_models or [embedder.name])):
                     deep = rank_e5(dv, qv, args.rerank_depth)
