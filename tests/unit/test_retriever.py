@@ -1,7 +1,7 @@
 import pytest
 
 from api.seed import read_seed_faqs
-from knowledge_base import Decision, FaqIndex, Retriever
+from knowledge_base import Decision, FaqIndex, Retriever, Thresholds
 
 
 @pytest.fixture(scope="module")
@@ -57,3 +57,15 @@ def test_typing_an_faq_phrasing_exactly_is_always_answered(retriever):
     for i, faq in enumerate(read_seed_faqs()[:20]):
         result = retriever.search(faq["similar"][0])
         assert result.decision == Decision.answer and result.hits[0].faq_id == i
+
+
+def test_the_calibrated_lexical_weight_reaches_the_search(embedder):
+    index = FaqIndex(embedder.dim)
+    plain = Retriever(embedder, index, Thresholds(lexical=0.0))
+    plain.index_faq(1, ["发票抬头写错了怎么改", "开票信息填错了"])
+    plain.index_faq(2, ["提现多久到账", "钱什么时候到银行卡"])
+    boosted = Retriever(embedder, index, Thresholds(lexical=0.5))
+    question = "抬头写错了能改吗"
+    a, b = plain.search(question).hits[0], boosted.search(question).hits[0]
+    assert a.faq_id == b.faq_id == 1
+    assert b.score > a.score + 0.05  # the shared bigrams 抬头, 写错, 错了 add to the cosine
