@@ -40,10 +40,10 @@ from tqdm import tqdm
 
 from core.settings import REPO_ROOT, get_settings
 from knowledge_base import Embedder, normalize
+from knowledge_base.lexical import Lexicon
 from knowledge_base.rerank import CrossEncoder
 
 from . import kb_common as kc
-from .kb_bm25 import Bm25
 
 DATA = Path("/work/shared/benchmarks")
 SETS = {"AFQMC retrieval_dev": "afqmc/retrieval_dev", "LCQMC retrieval_test": "lcqmc/retrieval_test"}
@@ -103,13 +103,13 @@ def rerank(cross, ranked: np.ndarray, docs: list[str], queries: list[str]) -> tu
     return np.take_along_axis(ranked, order, axis=1), ms
 
 
-def with_lexical(ranked: np.ndarray, dv: np.ndarray, qv: np.ndarray, bm25: Bm25, queries: list[str],
+def with_lexical(ranked: np.ndarray, dv: np.ndarray, qv: np.ndarray, lexicon: Lexicon, queries: list[str],
                  weight: float) -> np.ndarray:
     """``ranked`` (query × candidate docs) reordered by cosine + ``weight`` × normalised bigram BM25, the
     product's phrasing score (knowledge_base.lexical)."""
     out = np.empty_like(ranked)
     for i, row in enumerate(ranked):
-        fused = dv[row] @ qv[i] + weight * bm25.scores(queries[i])[row]
+        fused = dv[row] @ qv[i] + weight * np.asarray(lexicon.scores(queries[i], row.tolist()))
         out[i] = row[np.argsort(-fused, kind="stable")]
     return out
 
@@ -172,7 +172,11 @@ def main(argv: list[str] | None = None) -> int:
         for normalised in (True,) if args.normalised_only else (False, True):
             d, q = prepared(docs, normalised), prepared(qs, normalised)
             tag = "normalised" if normalised else "raw"
-            bm25 = Bm25(d, list(range(len(d)))) if args.lexical and normalised else None
+            lexicon = None
+            if args.lexical and normalised:
+                lexicon = Lexicon()
+                for i, text in enumerate(d):
+                    lexicon.add(i, text)
             for embedder in embedders:
                 dv, rate_d = kc.cached_embeddings(embedder, d, f"{embedder.name}: {name} corpus ({tag})")
                 qv, rate_q = kc.cached_embeddings(embedder, q, f"{embedder.name}: {name} queries ({tag})")
@@ -182,10 +186,10 @@ def main(argv: list[str] | None = None) -> int:
                 search_ms = (time.perf_counter() - started) * 1000 / len(qs)
                 rows.append([f"e5 ({embedder.name}), {tag} text", *metrics(ranked, corpus_ids, query_ids, qrels),
                              f"{search_ms:.3f}"])
-                if bm25 is not None:
+                if lexicon is not None:
                     deep = rank_e5(dv, qv, args.rerank_depth)
                     started = time.perf_counter()
-                    fused = with_lexical(deep, dv, qv, bm25, q, args.lexical)
+                    fused = with_lexical(deep, dv, qv, lexicon, q, args.lexical)
                     lexical_ms = (time.perf_counter() - started) * 1000 / len(qs)
                     rows.append([f"e5 ({embedder.name}) top {args.rerank_depth} + {args.lexical} × bigram BM25",
                                  *metrics(fused, corpus_ids, query_ids, qrels), f"{lexical_ms:.3f} (rescoring)"])

@@ -26,10 +26,10 @@ import yaml
 from core.settings import REPO_ROOT, get_settings
 from knowledge_base import normalize
 from knowledge_base.embedder import Embedder
+from knowledge_base.lexical import Lexicon
 from knowledge_base.scoring import rank_faqs
 
 from . import kb_common as kc
-from .kb_bm25 import Bm25
 from .kb_eval import CALIBRATION_IN
 
 SOUP_DIR = kc.BENCH_DIR / "soups"
@@ -87,8 +87,10 @@ def main(argv: list[str] | None = None) -> int:
     owners_arr = np.asarray(owners)
     dev = dev_questions(args.questions, key_to_id, synonyms)
     golds = [g for _, g in dev]
-    bm25 = Bm25(texts, owners)
-    lexical = np.stack([bm25.scores(q) for q, _ in dev])
+    lexicon = Lexicon()  # the product's lexical bonus, over every phrasing
+    for i, t in enumerate(texts):
+        lexicon.add(i, t)
+    lexical = np.array([lexicon.scores(q, range(len(texts))) for q, _ in dev])
 
     base, tuned = settings.default_model_dir, settings.kb_model_dir
     models = [("unmodified", base), ("fine-tuned (product)", tuned)]
