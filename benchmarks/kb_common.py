@@ -137,3 +137,11 @@ def write_result(name: str, text: str) -> Path:
     path = RESULTS_DIR / name
     path.write_text(text, encoding="utf-8")
     return path
+
+
+def publish(name: str, title: str, notes: list[str], headers: list[str], rows: list[list]) -> str:
+    """Print a one-table report and write it to benchmarks/results/``name``; returns its text."""
+    report = header(title, notes) + "\n" + table(headers, rows)
+    print(report)
+    print("wrote", write_result(name, report).relative_to(REPO_ROOT))
+    return report
