@@ -33,7 +33,7 @@ class Settings(BaseSettings):
     # on the seed FAQs' phrasings (kb_finetune) or as it is.
     embedding_model: str = ""
     kb_finetune: bool = True
-    finetune_epochs: int = 1
+    finetune_epochs: int = 2
     finetune_lr: float = 5e-5
     finetune_batch_size: int = 32
     finetune_seed: int = 42
