@@ -136,6 +136,6 @@ def test_set_up_skips_a_current_model(tmp_path: Path, monkeypatch):
     (settings.kb_model_dir / "build_info.json").write_text(json.dumps({"finetune": {"key": key}}))
     monkeypatch.setattr(kb_model, "train_on_faqs", lambda *args: pytest.fail("trained a current model"))
     assert not kb_model.ensure_kb_model(settings)
-    changed = settings.model_copy(update={"finetune_epochs": 2})
+    changed = settings.model_copy(update={"finetune_epochs": settings.finetune_epochs + 1})
     monkeypatch.setattr(kb_model, "train_on_faqs", lambda *args: 0.0)
     assert kb_model.ensure_kb_model(changed)  # another recipe: stale
