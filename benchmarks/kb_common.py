@@ -17,6 +17,7 @@ from api.kb_service import thresholds_for
 from api.seed import SEED_DIR, load_yaml, read_seed_faqs
 from core.settings import REPO_ROOT, get_settings
 from knowledge_base import Embedder, FaqIndex, Retriever, Thresholds, normalize
+from knowledge_base.lexical import Lexicon
 
 BENCH_DIR = REPO_ROOT / "var" / "bench"           # caches (git-ignored)
 RESULTS_DIR = REPO_ROOT / "benchmarks" / "results"
@@ -43,6 +44,20 @@ def indexed_phrasings(faqs: list[dict], synonyms: dict[str, str]) -> tuple[list[
                 texts.append(t)
                 owners.append(i)
     return texts, owners
+
+
+def lexicon_of(texts: list[str]) -> Lexicon:
+    """The product's lexical bonus over ``texts``, document i being ``texts[i]``."""
+    lexicon = Lexicon()
+    for i, t in enumerate(texts):
+        lexicon.add(i, t)
+    return lexicon
+
+
+def lexical_scores(texts: list[str], questions: list[str]) -> np.ndarray:
+    """The product's lexical bonus of every question (rows) against every text (columns)."""
+    lexicon = lexicon_of(texts)
+    return np.array([lexicon.scores(q, range(len(texts))) for q in questions])
 
 
 def seed_synonyms() -> dict[str, str]:

@@ -30,7 +30,6 @@ from core.settings import get_settings
 from devtools.kb_model import seed_kb_faqs, train_on_faqs
 from knowledge_base import finetune, normalize
 from knowledge_base.embedder import Embedder
-from knowledge_base.lexical import Lexicon
 
 from . import kb_common as kc
 from .kb_eval import CALIBRATION_IN
@@ -77,10 +76,7 @@ def score(model: Path, faqs: list[finetune.KbFaq], questions: list[tuple[str, st
     embedder = Embedder(model, prefix=prefix, threads=2)
     doc = embedder.encode(texts)
     query = embedder.encode([q for q, _ in questions])
-    lexicon = Lexicon()
-    for i, t in enumerate(texts):
-        lexicon.add(i, t)
-    lexical = np.array([lexicon.scores(q, range(len(texts))) for q, _ in questions])
+    lexical = kc.lexical_scores(texts, [q for q, _ in questions])
     golds = [ids[g] for _, g in questions]
     return {w: metrics(ranked(query @ doc.T + w * lexical, owners, 2), golds) for w in weights}
 

@@ -174,9 +174,7 @@ def main(argv: list[str] | None = None) -> int:
             tag = "normalised" if normalised else "raw"
             lexicon = None
             if args.lexical and normalised:
-                lexicon = Lexicon()
-                for i, text in enumerate(d):
-                    lexicon.add(i, text)
+                lexicon = kc.lexicon_of(d)
             for embedder in embedders:
                 dv, rate_d = kc.cached_embeddings(embedder, d, f"{embedder.name}: {name} corpus ({tag})")
                 qv, rate_q = kc.cached_embeddings(embedder, q, f"{embedder.name}: {name} queries ({tag})")

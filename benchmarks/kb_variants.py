@@ -26,7 +26,6 @@ import yaml
 from core.settings import REPO_ROOT, get_settings
 from knowledge_base import normalize
 from knowledge_base.embedder import Embedder
-from knowledge_base.lexical import Lexicon
 from knowledge_base.scoring import rank_faqs
 
 from . import kb_common as kc
@@ -87,10 +86,7 @@ def main(argv: list[str] | None = None) -> int:
     owners_arr = np.asarray(owners)
     dev = dev_questions(args.questions, key_to_id, synonyms)
     golds = [g for _, g in dev]
-    lexicon = Lexicon()  # the product's lexical bonus, over every phrasing
-    for i, t in enumerate(texts):
-        lexicon.add(i, t)
-    lexical = np.array([lexicon.scores(q, range(len(texts))) for q, _ in dev])
+    lexical = kc.lexical_scores(texts, [q for q, _ in dev])  # the product's lexical bonus, every phrasing
 
     base, tuned = settings.default_model_dir, settings.kb_model_dir
     models = [("unmodified", base), ("fine-tuned (product)", tuned)]
