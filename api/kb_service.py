@@ -15,7 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.settings import REPO_ROOT, Settings
-from knowledge_base import Embedder, FaqIndex, Result, Retriever, Thresholds
+from knowledge_base import Embedder, FaqIndex, MeanEmbedder, Result, Retriever, Thresholds, load_models
 from knowledge_base.normalize import NORMALIZE_VERSION
 
 from . import crud
@@ -36,9 +36,9 @@ class KbStatus:
 
 
 @lru_cache(maxsize=2)
-def load_embedder(path: str, prefix: str, threads: int) -> Embedder:
-    """One model per process, however many apps (tests) ask for it."""
-    return Embedder(path, prefix=prefix, threads=threads)
+def load_embedder(path: str, prefix: str, threads: int) -> Embedder | MeanEmbedder:
+    """One model (or comma-separated models, averaged) per process, however many apps (tests) ask for it."""
+    return load_models(path, prefix=prefix, threads=threads)
 
 
 def thresholds_for(model_name: str, path: Path = THRESHOLDS_FILE, lexical: float | None = None) -> Thresholds:

@@ -12,6 +12,7 @@ is not the product's model: the product's is fine-tuned on our own FAQs (devtool
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import random
 import sys
 import time
@@ -38,8 +39,10 @@ def read_pairs(path: Path) -> list[tuple[str, str, int]]:
     return rows
 
 
-def afqmc_examples(rows: list[tuple[str, str, int]], max_pairs: int | None, rng: random.Random):
-    """Positive pairs with a hard negative each (a sampled subset when ``max_pairs`` is smaller)."""
+def afqmc_examples(rows: list[tuple[str, str, int]], max_pairs: int | None, rng: random.Random,
+                   both_ways: bool = False):
+    """Positive pairs with a hard negative each (a sampled subset when ``max_pairs`` is smaller); with
+    ``both_ways`` each pair also trains sentence2 → sentence1."""
     negatives: dict[str, list[str]] = {}
     for a, b, label in rows:
         if label == 0:
@@ -49,6 +52,8 @@ def afqmc_examples(rows: list[tuple[str, str, int]], max_pairs: int | None, rng:
     positives = [(a, b) for a, b, label in rows if label == 1]
     if max_pairs and len(positives) > max_pairs:
         positives = rng.sample(positives, max_pairs)
+    if both_ways:
+        positives += [(b, a) for a, b in positives]
     out = []
     for a, b in positives:
         negative = rng.choice(negatives[a]) if a in negatives else rng.choice(sentences)
@@ -61,6 +66,8 @@ def main(argv: list[str] | None = None) -> int:
     settings = get_settings()
     parser.add_argument("--out", type=Path, default=settings.var_dir / "models" / "multilingual-e5-small-afqmc")
     parser.add_argument("--max-pairs", type=int, default=None, help="sub-sample the positive pairs")
+    parser.add_argument("--epochs", type=int, default=RECIPE.epochs, help="passes over the pairs")
+    parser.add_argument("--both-ways", action="store_true", help="train each pair in both directions too")
     args = parser.parse_args(argv)
     rows = read_pairs(TRAIN)
     started = time.monotonic()
@@ -69,9 +76,12 @@ def main(argv: list[str] | None = None) -> int:
         if done % 20 == 0 or done == total:
             print(f"step {done}/{total} loss {loss:.3f} ({time.monotonic() - started:.0f} s)", flush=True)
 
-    finetune.train(settings.default_model_dir, args.out, lambda rng: afqmc_examples(rows, args.max_pairs, rng),
-                   RECIPE, prefix=settings.query_prefix,
-                   info={"data": f"AFQMC train.tsv positives ({args.max_pairs or 'all'}) with hard negatives"},
+    recipe = dataclasses.replace(RECIPE, epochs=args.epochs)
+    finetune.train(settings.default_model_dir, args.out,
+                   lambda rng: afqmc_examples(rows, args.max_pairs, rng, args.both_ways),
+                   recipe, prefix=settings.query_prefix,
+                   info={"data": f"AFQMC train.tsv positives ({args.max_pairs or 'all'}) with hard negatives"
+                                 + (", both directions" if args.both_ways else "")},
                    progress=progress)
     print(f"built {args.out} in {time.monotonic() - started:.0f} s")
     return 0

@@ -16,7 +16,7 @@ from tqdm import tqdm
 from api.kb_service import thresholds_for
 from api.seed import SEED_DIR, load_yaml, read_seed_faqs
 from core.settings import REPO_ROOT, get_settings
-from knowledge_base import Embedder, FaqIndex, Retriever, Thresholds, normalize
+from knowledge_base import Embedder, FaqIndex, MeanEmbedder, Retriever, Thresholds, load_models, normalize
 from knowledge_base.lexical import Lexicon
 
 BENCH_DIR = REPO_ROOT / "var" / "bench"           # caches (git-ignored)
@@ -64,10 +64,10 @@ def seed_synonyms() -> dict[str, str]:
     return dict(load_yaml(SEED_DIR / "demo.yml").get("synonyms") or {})
 
 
-def load_embedder(threads: int | None = None) -> Embedder:
+def load_embedder(threads: int | None = None) -> Embedder | MeanEmbedder:
     """The product's embedding model with its settings (threads: ``SJZS_EMBEDDING_THREADS`` unless given)."""
     settings = get_settings()
-    return Embedder(settings.model_path, prefix=settings.query_prefix, threads=threads or settings.embedding_threads)
+    return load_models(settings.model_path, prefix=settings.query_prefix, threads=threads or settings.embedding_threads)
 
 
 def e5_retriever(embedder: Embedder, faqs: list[dict], thresholds: Thresholds | None = None) -> Retriever:

@@ -33,7 +33,7 @@ import yaml
 
 from api.kb_service import thresholds_for
 from core.settings import REPO_ROOT, get_settings
-from knowledge_base import Embedder, Thresholds, normalize
+from knowledge_base import Embedder, Thresholds, load_models, normalize
 from knowledge_base.calibrate import Probe, ProbeSet
 from knowledge_base.scoring import POOL, rank_faqs
 
@@ -311,7 +311,7 @@ def main(argv: list[str] | None = None) -> int:
     retriever = None
     pool_rows: list[list] = []
     for path in args.models or [settings.model_path]:
-        embedder = Embedder(path, prefix=settings.query_prefix, threads=settings.embedding_threads)
+        embedder = load_models(path, prefix=settings.query_prefix, threads=settings.embedding_threads)
         name = "e5" if not args.models else f"e5 ({embedder.name})"
         current = kc.e5_retriever(embedder, faqs)
         retriever = retriever or current  # the first model's errors are written out

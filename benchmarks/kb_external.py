@@ -39,7 +39,7 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from tqdm import tqdm
 
 from core.settings import REPO_ROOT, get_settings
-from knowledge_base import Embedder, normalize
+from knowledge_base import load_models, normalize
 from knowledge_base.lexical import Lexicon
 from knowledge_base.rerank import CrossEncoder
 
@@ -160,7 +160,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     settings = get_settings()
     cross = CrossEncoder(args.reranker, threads=os.cpu_count() or 2) if args.reranker else None
-    embedders = [Embedder(m, prefix=settings.query_prefix, threads=os.cpu_count() or 2)  # batch work
+    embedders = [load_models(m, prefix=settings.query_prefix, threads=os.cpu_count() or 2)  # batch work
                  for m in (args.models or [settings.model_path])]
     embedder = embedders[0]
     sections, rates = [], []

@@ -3,10 +3,10 @@ lexical signal.
 
 Run: ``.venv/app/bin/python -m benchmarks.kb_variants [--alphas 0.3 0.5 0.7] [--bm25 0 0.1 0.2 0.3]``
 
-Models: the unmodified e5-small, the product's fine-tuned one, and weight averages of the two
-(``alpha`` · fine-tuned + (1 − alpha) · unmodified, every weight of the network; a "model soup" of one
-fine-tuning run: the fine-tuned model's sharper scores with less of its drift away from what the
-unmodified model knew). An FAQ scores the mean of its ``pool`` best phrasings, optionally plus
+Models: the unmodified e5-small, the fine-tuned one, the mean of the two models' cosines (the product since
+session 7: settings ``kb_mean_with_base``), and weight averages of the two (``alpha`` · fine-tuned +
+(1 − alpha) · unmodified, every weight of the network; a "model soup" of one fine-tuning run: the fine-tuned
+model's sharper scores with less of its drift away from what the unmodified model knew). An FAQ scores the mean of its ``pool`` best phrasings, optionally plus
 w · (character-bigram BM25 of the question against the phrasing, normalised to the question's own score).
 
 Questions: the calibration set (``data/calibration/in_scope.yml``) — the development questions, in no model's
@@ -89,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
     lexical = kc.lexical_scores(texts, [q for q, _ in dev])  # the product's lexical bonus, every phrasing
 
     base, tuned = settings.default_model_dir, settings.kb_model_dir
-    models = [("unmodified", base), ("fine-tuned (product)", tuned)]
+    models = [("unmodified", base), ("fine-tuned", tuned)]
     models += [(f"soup alpha={a:g}", soup(base, tuned, a)) for a in args.alphas]
     cosines = {}
     for name, path in models:
@@ -97,7 +97,8 @@ def main(argv: list[str] | None = None) -> int:
         doc, _ = kc.cached_embeddings(embedder, texts)
         query, _ = kc.cached_embeddings(embedder, [q for q, _ in dev])
         cosines[name] = query @ doc.T
-    cosines["score mean: unmodified + fine-tuned"] = (cosines["unmodified"] + cosines["fine-tuned (product)"]) / 2
+    # the product's scoring (settings kb_mean_with_base): the mean of the two models' cosines
+    cosines["score mean: unmodified + fine-tuned (product)"] = (cosines["unmodified"] + cosines["fine-tuned"]) / 2
 
     rows = []
     for name, scores in cosines.items():

