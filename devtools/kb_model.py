@@ -153,7 +153,7 @@ def ensure_kb_model(settings: Settings, force: bool = False) -> bool:
     key = finetune.training_key(settings.default_model_dir, faqs, recipe_from(settings), settings.query_prefix)
     if not force and finetune.is_current(settings.kb_model_dir, key):
         return False
-    print(f"==> 用种子 FAQ 的问法微调向量模型（{len(faqs)} 条 FAQ，2 核上约需 12–20 分钟）…", flush=True)
+    print(f"==> 用种子 FAQ 的问法微调向量模型（{len(faqs)} 条 FAQ，2 核上约需 15–25 分钟）…", flush=True)
     seconds = train_on_faqs(settings, faqs, settings.kb_model_dir, "微调")
     print(f"==> 微调后的向量模型：{settings.kb_model_dir} ({seconds:.0f} s)", flush=True)
     return True
