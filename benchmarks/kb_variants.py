@@ -6,8 +6,9 @@ Run: ``.venv/app/bin/python -m benchmarks.kb_variants [--alphas 0.3 0.5 0.7] [--
 Models: the unmodified e5-small, the fine-tuned one, the mean of the two models' cosines (the product since
 session 7: settings ``kb_mean_with_base``), and weight averages of the two (``alpha`` · fine-tuned +
 (1 − alpha) · unmodified, every weight of the network; a "model soup" of one fine-tuning run: the fine-tuned
-model's sharper scores with less of its drift away from what the unmodified model knew). An FAQ scores the mean of its ``pool`` best phrasings, optionally plus
-w · (character-bigram BM25 of the question against the phrasing, normalised to the question's own score).
+model's sharper scores with less of its drift away from what the unmodified model knew). An FAQ scores the
+mean of its ``pool`` best phrasings, optionally plus w · (character-bigram BM25 of the question against the
+phrasing, normalised to the question's own score).
 
 Questions: the calibration set (``data/calibration/in_scope.yml``) — the development questions, in no model's
 training data. The held-out benchmark set is not read here: a variant chosen on these questions is scored

@@ -25,6 +25,7 @@ from api.kb_service import THRESHOLDS_FILE, build_retriever, load_embedder
 from api.services import faqs as faq_service
 from core.settings import REPO_ROOT, Settings, get_settings
 from knowledge_base import calibrate
+from knowledge_base.embedder import model_folders
 from knowledge_base.normalize import normalize
 
 from .kb_model import kfold_probes
@@ -51,7 +52,7 @@ def ensure_index(settings: Settings, force: bool = False, quiet: bool = False) -
 
 def is_finetuned(model_path: str) -> bool:
     """True when the model (or one of comma-separated models) was fine-tuned: its build_info.json says so."""
-    for folder in (p.strip() for p in model_path.split(",") if p.strip()):
+    for folder in model_folders(model_path):
         try:
             if "finetune" in json.loads((Path(folder) / "build_info.json").read_text(encoding="utf-8")):
                 return True

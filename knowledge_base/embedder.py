@@ -74,9 +74,14 @@ class MeanEmbedder:
         return np.ascontiguousarray(vectors / np.sqrt(len(self.parts)), dtype=np.float32)
 
 
+def model_folders(paths: str) -> list[str]:
+    """The folders of a model setting: one folder, or several separated by commas."""
+    return [p.strip() for p in paths.split(",") if p.strip()]
+
+
 def load_models(paths: str, prefix: str = "", threads: int | None = None) -> Embedder | MeanEmbedder:
     """``paths``: one model folder, or several separated by commas whose scores are averaged."""
-    folders = [p.strip() for p in paths.split(",") if p.strip()]
+    folders = model_folders(paths)
     if len(folders) == 1:
         return Embedder(folders[0], prefix, threads)
     return MeanEmbedder([Embedder(f, prefix, threads) for f in folders])
