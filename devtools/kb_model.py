@@ -125,15 +125,17 @@ def _fold_probes(settings: Settings, faqs: list[finetune.KbFaq], oos: list[str],
     from knowledge_base.embedder import Embedder, MeanEmbedder, model_folders
 
     items: dict[float, list] = {w: [] for w in lexicals}
-    # Models scored beside the fine-tuned one (the unmodified e5-small with kb_mean_with_base) stay as they are.
-    beside = [p for p in model_folders(settings.model_path) if Path(p) != settings.kb_model_dir]
+    # Models scored beside the fine-tuned one (the unmodified e5-small with kb_mean_with_base) stay as they are:
+    # loaded once for all folds.
+    beside = [Embedder(p, prefix=settings.query_prefix)
+              for p in model_folders(settings.model_path) if Path(p) != settings.kb_model_dir]
     folds = fold_split(faqs, settings.calibration_folds, settings.finetune_seed)
     for n, (kept, held) in enumerate(folds, 1):
         out_dir = settings.var_dir / "models" / f"calibration-fold{n}"
         seconds = train_on_faqs(settings, kept, out_dir, f"校准第 {n}/{len(folds)} 折")
         embedder = Embedder(out_dir, prefix=settings.query_prefix)
         if beside:
-            embedder = MeanEmbedder([embedder, *(Embedder(p, prefix=settings.query_prefix) for p in beside)])
+            embedder = MeanEmbedder([embedder, *beside])
         ids = {f.faq_id: i for i, f in enumerate(kept)}
         fold = heldout_probes(embedder, [(ids[f.faq_id], list(f.phrasings)) for f in kept],
                               [(ids[k], t) for k, t in held], oos, lexicals)

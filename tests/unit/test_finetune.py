@@ -155,3 +155,40 @@ def test_a_model_list_counts_as_fine_tuned_when_one_of_its_models_is(tmp_path: P
         (folder / "build_info.json").write_text(json.dumps(info))
     assert is_finetuned(f"{tuned},{base}") and is_finetuned(f"{base}, {tuned}") and is_finetuned(str(tuned))
     assert not is_finetuned(str(base)) and not is_finetuned(f"{base},{tmp_path / 'missing'}")
+
+
+def test_fold_probes_score_each_fold_model_beside_the_unmodified_one(tmp_path: Path, monkeypatch):
+    from core.settings import Settings
+    from devtools import kb_model
+    from knowledge_base import embedder as embedder_module
+
+    from .test_calibrate import BigramEmbedder
+
+    loaded, wrapped = [], []
+
+    class Stand(BigramEmbedder):
+        def __init__(self, path, prefix="", threads=None):
+            loaded.append(Path(path))
+            self.name, self.fingerprint, self.prefix = Path(path).name, str(path), prefix
+
+        def encode(self, texts, batch_size=32):
+            return super().encode(texts)
+
+    class Mean(embedder_module.MeanEmbedder):
+        def __init__(self, parts):
+            wrapped.append([p.name for p in parts])
+            super().__init__(parts)
+
+    monkeypatch.setattr(embedder_module, "Embedder", Stand)
+    monkeypatch.setattr(embedder_module, "MeanEmbedder", Mean)
+    monkeypatch.setattr(kb_model, "train_on_faqs", lambda *args: 0.0)
+    settings = Settings(_env_file=None, var_dir=tmp_path, calibration_folds=2)
+    items = kb_model._fold_probes(settings, FAQS, ["今天天气怎么样"], [0.0])
+    assert loaded.count(settings.default_model_dir) == 1  # the unmodified model: loaded once for all folds
+    assert wrapped == [["calibration-fold1", "multilingual-e5-small"], ["calibration-fold2", "multilingual-e5-small"]]
+    assert len(items[0.0]) == 2 * (sum(len(f.phrasings) >= 3 for f in FAQS) + 1)  # held-back + OOS, per fold
+
+    loaded.clear(), wrapped.clear()
+    alone = settings.model_copy(update={"kb_mean_with_base": False})
+    kb_model._fold_probes(alone, FAQS, ["今天天气怎么样"], [0.0])
+    assert wrapped == [] and settings.default_model_dir not in loaded
