@@ -1,12 +1,17 @@
 """A benchmark artefact: e5-small fine-tuned on AFQMC *train* (never dev), for kb_external's AFQMC figures.
 
-Run: ``.venv/app/bin/python -m benchmarks.kb_afqmc_model [--max-pairs N] [--out DIR]``
+Run: ``.venv/app/bin/python -m benchmarks.kb_afqmc_model [--max-pairs N] [--out DIR] [--cosent-weight W]``
 
 Training data: the positive pairs of ``/work/shared/benchmarks/afqmc/train.tsv`` (sentence1 → sentence2), each
 with a hard negative when sentence1 also has a negative pair in train (else a random train sentence), the
 product's fine-tuning loop (``knowledge_base.finetune``, MultipleNegativesRankingLoss, one epoch). A batch never
 holds the same sentence twice. The model lands in ``var/models/multilingual-e5-small-afqmc`` (git-ignored); it
 is not the product's model: the product's is fine-tuned on our own FAQs (devtools/kb_model.py).
+
+With ``--cosent-weight W`` every step also takes a batch of train's *labelled* pairs (positives and negatives,
+all 34k of them in turn) and adds W x CoSENT loss, which pushes every same-meaning pair's cosine above every
+different-meaning pair's in that batch. MNRL alone sees at most one labelled negative per anchor; AFQMC's
+retrieval distractors are mostly such near-misses.
 """
 
 from __future__ import annotations
@@ -61,6 +66,48 @@ def afqmc_examples(rows: list[tuple[str, str, int]], max_pairs: int | None, rng:
     return out
 
 
+def train_with_cosent(base_dir: Path, out_dir: Path, examples, labelled: list[tuple[str, str, int]],
+                      recipe: finetune.Recipe, weight: float, pair_batch: int, prefix: str, info: dict,
+                      progress=None) -> None:
+    """The product's loop (MNRL over ``examples``) plus ``weight`` x CoSENT over batches of ``labelled`` pairs."""
+    import numpy as np
+    import torch
+    from sentence_transformers import SentenceTransformer
+    from sentence_transformers.sentence_transformer.losses import CoSENTLoss, MultipleNegativesRankingLoss
+
+    rng = random.Random(recipe.seed)
+    torch.manual_seed(recipe.seed)
+    np.random.seed(recipe.seed)
+    model = SentenceTransformer(str(base_dir), device="cpu", local_files_only=True)
+    model[0].auto_model.get_input_embeddings().weight.requires_grad_(False)
+    mnrl, cosent = MultipleNegativesRankingLoss(model), CoSENTLoss(model)
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=recipe.lr, weight_decay=0.01)
+    epochs = [finetune.make_batches(examples(rng), recipe.batch_size, rng) for _ in range(recipe.epochs)]
+    order = list(labelled)
+    rng.shuffle(order)
+    cursor = 0
+
+    def loss_of(batch):
+        nonlocal cursor
+        columns = [[prefix + e.anchor for e in batch], [prefix + e.positive for e in batch],
+                   [prefix + e.negative for e in batch]]
+        loss = mnrl([model.preprocess(c) for c in columns], None)
+        pairs = [order[(cursor + i) % len(order)] for i in range(pair_batch)]
+        cursor += pair_batch
+        features = [model.preprocess([prefix + a for a, _, _ in pairs]),
+                    model.preprocess([prefix + b for _, b, _ in pairs])]
+        labels = torch.tensor([float(label) for _, _, label in pairs])
+        return loss + weight * cosent(features, labels)
+
+    model.train()
+    total = finetune.optimise(optimizer, params, epochs, loss_of, recipe.warmup, progress)
+    model.eval()
+    finetune.save_whole(out_dir, lambda tmp: model.save(str(tmp)), base_dir,
+                        {"finetune": {"recipe": dataclasses.asdict(recipe), "steps": total,
+                                      "labelled_pairs_seen": cursor, **info}})
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     settings = get_settings()
@@ -68,6 +115,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-pairs", type=int, default=None, help="sub-sample the positive pairs")
     parser.add_argument("--epochs", type=int, default=RECIPE.epochs, help="passes over the pairs")
     parser.add_argument("--both-ways", action="store_true", help="train each pair in both directions too")
+    parser.add_argument("--cosent-weight", type=float, default=0.0,
+                        help="add this weight x CoSENT loss over train's labelled pairs to every step")
+    parser.add_argument("--pair-batch", type=int, default=64, help="labelled pairs per step for CoSENT")
     args = parser.parse_args(argv)
     rows = read_pairs(TRAIN)
     started = time.monotonic()
@@ -77,12 +127,18 @@ def main(argv: list[str] | None = None) -> int:
             print(f"step {done}/{total} loss {loss:.3f} ({time.monotonic() - started:.0f} s)", flush=True)
 
     recipe = dataclasses.replace(RECIPE, epochs=args.epochs)
-    finetune.train(settings.default_model_dir, args.out,
-                   lambda rng: afqmc_examples(rows, args.max_pairs, rng, args.both_ways),
-                   recipe, prefix=settings.query_prefix,
-                   info={"data": f"AFQMC train.tsv positives ({args.max_pairs or 'all'}) with hard negatives"
-                                 + (", both directions" if args.both_ways else "")},
-                   progress=progress)
+    examples = lambda rng: afqmc_examples(rows, args.max_pairs, rng, args.both_ways)  # noqa: E731
+    data = (f"AFQMC train.tsv positives ({args.max_pairs or 'all'}) with hard negatives"
+            + (", both directions" if args.both_ways else ""))
+    if args.cosent_weight:
+        train_with_cosent(settings.default_model_dir, args.out, examples, rows, recipe, args.cosent_weight,
+                          args.pair_batch, settings.query_prefix,
+                          {"data": data + f"; + {args.cosent_weight} x CoSENT over all labelled pairs, "
+                                          f"{args.pair_batch} per step"},
+                          progress)
+    else:
+        finetune.train(settings.default_model_dir, args.out, examples, recipe, prefix=settings.query_prefix,
+                       info={"data": data}, progress=progress)
     print(f"built {args.out} in {time.monotonic() - started:.0f} s")
     return 0
 
