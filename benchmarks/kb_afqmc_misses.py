@@ -14,7 +14,6 @@ import argparse
 import os
 import random
 import sys
-from pathlib import Path
 
 import numpy as np
 
@@ -22,17 +21,8 @@ from core.settings import get_settings
 from knowledge_base import load_models
 
 from . import kb_common as kc
+from .kb_afqmc_model import read_pairs
 from .kb_external import DATA, load_set, prepared, rank_e5
-
-
-def dev_labels(path: Path) -> dict[frozenset, int]:
-    labels = {}
-    for line in path.read_text(encoding="utf-8").splitlines():
-        parts = line.split("\t")
-        if len(parts) == 3 and parts[2] in ("0", "1"):
-            a, b = prepared([parts[0], parts[1]], True)
-            labels[frozenset((a, b))] = int(parts[2])
-    return labels
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -42,13 +32,14 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     settings = get_settings()
     corpus, queries, qrels = load_set(DATA / "afqmc" / "retrieval_dev")
-    labels = dev_labels(DATA / "afqmc" / "dev.tsv")
+    labels = {frozenset((a, b)): label for a, b, label in read_pairs(DATA / "afqmc" / "dev.tsv")}
     docs, texts = prepared([t for _, t in corpus], True), prepared([t for _, t in queries], True)
     embedder = load_models(args.model, prefix=settings.query_prefix, threads=os.cpu_count() or 2)
     dv, _ = kc.cached_embeddings(embedder, docs, f"{embedder.name}: corpus")
     qv, _ = kc.cached_embeddings(embedder, texts, f"{embedder.name}: queries")
     ranked = rank_e5(dv, qv)
     ids = [i for i, _ in corpus]
+    text_of = dict(zip(ids, docs))
     counts = {"right": 0, "labelled 0": 0, "labelled 1": 0, "unlabelled": 0}
     misses = []
     for (qid, _), q, row in zip(queries, texts, ranked):
@@ -57,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
             continue
         label = labels.get(frozenset((q, docs[row[0]])))
         counts[{0: "labelled 0", 1: "labelled 1", None: "unlabelled"}[label]] += 1
-        gold = next(docs[i] for i, d in enumerate(ids) if d in qrels[qid])
+        gold = text_of[min(qrels[qid])]
         rank = next((r for r, d in enumerate(row, 1) if ids[d] in qrels[qid]), None)
         misses.append((q, gold, docs[row[0]], rank))
     n = len(queries)

@@ -66,46 +66,28 @@ def afqmc_examples(rows: list[tuple[str, str, int]], max_pairs: int | None, rng:
     return out
 
 
-def train_with_cosent(base_dir: Path, out_dir: Path, examples, labelled: list[tuple[str, str, int]],
-                      recipe: finetune.Recipe, weight: float, pair_batch: int, prefix: str, info: dict,
-                      progress=None) -> None:
-    """The product's loop (MNRL over ``examples``) plus ``weight`` x CoSENT over batches of ``labelled`` pairs."""
-    import numpy as np
-    import torch
-    from sentence_transformers import SentenceTransformer
-    from sentence_transformers.sentence_transformer.losses import CoSENTLoss, MultipleNegativesRankingLoss
+def cosent_loss(labelled: list[tuple[str, str, int]], weight: float, pair_batch: int, prefix: str):
+    """For ``finetune.train(extra_loss=…)``: ``weight`` x CoSENT over the next ``pair_batch`` of ``labelled``
+    pairs (shuffled once, taken in turn) at every step."""
 
-    rng = random.Random(recipe.seed)
-    torch.manual_seed(recipe.seed)
-    np.random.seed(recipe.seed)
-    model = SentenceTransformer(str(base_dir), device="cpu", local_files_only=True)
-    model[0].auto_model.get_input_embeddings().weight.requires_grad_(False)
-    mnrl, cosent = MultipleNegativesRankingLoss(model), CoSENTLoss(model)
-    params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=recipe.lr, weight_decay=0.01)
-    epochs = [finetune.make_batches(examples(rng), recipe.batch_size, rng) for _ in range(recipe.epochs)]
-    order = list(labelled)
-    rng.shuffle(order)
-    cursor = 0
+    def make(model, rng: random.Random):
+        import torch
+        from sentence_transformers.sentence_transformer.losses import CoSENTLoss
 
-    def loss_of(batch):
-        nonlocal cursor
-        columns = [[prefix + e.anchor for e in batch], [prefix + e.positive for e in batch],
-                   [prefix + e.negative for e in batch]]
-        loss = mnrl([model.preprocess(c) for c in columns], None)
-        pairs = [order[(cursor + i) % len(order)] for i in range(pair_batch)]
-        cursor += pair_batch
-        features = [model.preprocess([prefix + a for a, _, _ in pairs]),
-                    model.preprocess([prefix + b for _, b, _ in pairs])]
-        labels = torch.tensor([float(label) for _, _, label in pairs])
-        return loss + weight * cosent(features, labels)
+        cosent, order, cursor = CoSENTLoss(model), list(labelled), 0
+        rng.shuffle(order)
 
-    model.train()
-    total = finetune.optimise(optimizer, params, epochs, loss_of, recipe.warmup, progress)
-    model.eval()
-    finetune.save_whole(out_dir, lambda tmp: model.save(str(tmp)), base_dir,
-                        {"finetune": {"recipe": dataclasses.asdict(recipe), "steps": total,
-                                      "labelled_pairs_seen": cursor, **info}})
+        def step_loss():
+            nonlocal cursor
+            pairs = [order[(cursor + i) % len(order)] for i in range(pair_batch)]
+            cursor += pair_batch
+            features = [model.preprocess([prefix + a for a, _, _ in pairs]),
+                        model.preprocess([prefix + b for _, b, _ in pairs])]
+            return weight * cosent(features, torch.tensor([float(label) for _, _, label in pairs]))
+
+        return step_loss
+
+    return make
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -130,15 +112,12 @@ def main(argv: list[str] | None = None) -> int:
     examples = lambda rng: afqmc_examples(rows, args.max_pairs, rng, args.both_ways)  # noqa: E731
     data = (f"AFQMC train.tsv positives ({args.max_pairs or 'all'}) with hard negatives"
             + (", both directions" if args.both_ways else ""))
+    extra = None
     if args.cosent_weight:
-        train_with_cosent(settings.default_model_dir, args.out, examples, rows, recipe, args.cosent_weight,
-                          args.pair_batch, settings.query_prefix,
-                          {"data": data + f"; + {args.cosent_weight} x CoSENT over all labelled pairs, "
-                                          f"{args.pair_batch} per step"},
-                          progress)
-    else:
-        finetune.train(settings.default_model_dir, args.out, examples, recipe, prefix=settings.query_prefix,
-                       info={"data": data}, progress=progress)
+        extra = cosent_loss(rows, args.cosent_weight, args.pair_batch, settings.query_prefix)
+        data += f"; + {args.cosent_weight} x CoSENT over all labelled pairs, {args.pair_batch} per step"
+    finetune.train(settings.default_model_dir, args.out, examples, recipe, prefix=settings.query_prefix,
+                   info={"data": data}, progress=progress, extra_loss=extra)
     print(f"built {args.out} in {time.monotonic() - started:.0f} s")
     return 0
 
