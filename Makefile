@@ -3,7 +3,7 @@ APP_PY := .venv/app/bin/python
 export RASA_TELEMETRY_ENABLED := false
 export SQLALCHEMY_SILENCE_UBER_WARNING := 1
 
-.PHONY: run test setup venvs browser prepare lint clean
+.PHONY: run test check setup venvs browser prepare lint clean
 
 ## Set up whatever is missing, then run API + Rasa + action server (Ctrl-C stops all three).
 run: venvs
@@ -12,6 +12,10 @@ run: venvs
 ## Set up whatever is missing, then run the whole test suite (unit + end-to-end).
 test: setup browser
 	$(APP_PY) -m pytest $(PYTEST_ARGS)
+
+## The fast tests for the inner loop (no Rasa, no browser, no training, SQLite only): under 2 minutes.
+check: setup
+	SJZS_TEST_BACKENDS=sqlite $(APP_PY) -m pytest -q -m "not e2e and not browser and not slow" $(PYTEST_ARGS)
 
 ## Create what is missing: venvs, embedding model, database, trained Rasa model.
 setup: venvs

@@ -70,10 +70,12 @@ def load_embedder(threads: int | None = None) -> Embedder | MeanEmbedder:
     return load_models(settings.model_path, prefix=settings.query_prefix, threads=threads or settings.embedding_threads)
 
 
-def e5_retriever(embedder: Embedder, faqs: list[dict], thresholds: Thresholds | None = None) -> Retriever:
-    """The product's retriever over the seed KB: seed synonyms, the calibrated thresholds of this model."""
-    retriever = Retriever(embedder, FaqIndex(embedder.dim), thresholds or thresholds_for(embedder.name),
-                          synonyms=seed_synonyms())
+def e5_retriever(embedder: Embedder, faqs: list[dict], thresholds: Thresholds | None = None,
+                 model_path: str = "") -> Retriever:
+    """The product's retriever over the seed KB: seed synonyms, the calibrated thresholds of this model (a tuned
+    model's own, found through ``model_path``)."""
+    thresholds = thresholds or thresholds_for(embedder.name, model_path=model_path)
+    retriever = Retriever(embedder, FaqIndex(embedder.dim), thresholds, synonyms=seed_synonyms())
     retriever.index_many([(i, phrasings(f)) for i, f in enumerate(faqs)])
     return retriever
 

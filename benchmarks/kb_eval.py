@@ -1,17 +1,15 @@
-"""FAQ retrieval quality on our held-out questions: the e5 retriever side by side with two baselines.
+"""FAQ retrieval quality on our held-out questions: the e5 retriever side by side with a BM25 baseline.
 
-Run: ``.venv/app/bin/python -m benchmarks.kb_eval`` (``--no-rasa`` skips the Rasa baseline).
+Run: ``.venv/app/bin/python -m benchmarks.kb_eval [--models DIR ...]`` (several folders are compared side by
+side; folders joined by commas are one model scoring the mean of their cosines).
 
 Systems, all over the same seed KB (``api.seed.read_seed_faqs``; every FAQ indexed as question + similar):
 
-- **e5**: the product's ``Retriever`` as it is: seed synonyms, the thresholds calibrated for the model
-  (``data/kb_thresholds.json``, or the defaults).
+- **e5**: the product's ``Retriever`` as it is: seed synonyms, the thresholds calibrated for the model (a
+  tuned model's own file, else ``data/kb_thresholds.json``, else the defaults: ``api.kb_service.thresholds_for``).
 - **BM25**: character-bigram BM25 over the same normalised phrasings (``benchmarks/kb_bm25.py``). Its
   answer / clarify thresholds are chosen the way ``devtools.kb calibrate`` chooses e5's: leave-one-out over
   the KB's own similar questions plus the calibration out-of-scope list, never the test questions.
-- **Rasa RS**: Rasa's ResponseSelector trained on the KB (``benchmarks/rasa_response_selector/``);
-  ranking from the selector, "answered" = the top intent is ``faq`` (not ``nlu_fallback``, nor another
-  intent). Rasa has no "您是想问" step, so it never clarifies.
 
 Metrics: top-1, top-3 and MRR@10 over the in-scope questions; decision shares (answered / clarified / no
 answer, answered wrongly = answered with a wrong top-1) over the in-scope questions; share of the out-of-scope
@@ -25,7 +23,7 @@ import argparse
 import sys
 import time
 from collections import Counter, defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -33,8 +31,8 @@ import yaml
 
 from api.kb_service import thresholds_for
 from core.settings import REPO_ROOT, get_settings
+from kb_training.calibrate import Probe, ProbeSet
 from knowledge_base import Embedder, Thresholds, load_models, normalize
-from knowledge_base.calibrate import Probe, ProbeSet
 from knowledge_base.scoring import POOL, rank_faqs
 
 from . import kb_common as kc
@@ -59,7 +57,6 @@ class Prediction:
     scores: list[float]
     decision: str             # answer | clarify | no_answer
     phrasing: str = ""        # the phrasing that matched best (when the system knows it)
-    extra: dict = field(default_factory=dict)
 
 
 # --------------------------------------------------------------------------- data
@@ -158,22 +155,6 @@ class Bm25System:
                 decision = "clarify"
             preds.append(Prediction([b[0] for b in best], [b[1] for b in best], decision, phrasing))
         return preds, (time.perf_counter() - started) * 1000 / max(len(texts), 1)
-
-
-def run_rasa(faqs: list[dict], calibration_oos: list[str], texts: list[str]) -> tuple[list[Prediction], float, dict]:
-    from .rasa_response_selector import project
-
-    files = project.project_files(faqs, kc.phrasings, calibration_oos)
-    model, info = project.trained_model(files)
-    key_to_id = {f["key"]: i for i, f in enumerate(faqs)}
-    results, ms = project.parse(model, texts)
-    preds = []
-    for r in results:
-        ranking = [(key_to_id[k], c) for k, c in r["ranking"] if k in key_to_id][:K]
-        decision = "answer" if r["intent"] == "faq" else "no_answer"
-        preds.append(Prediction([f for f, _ in ranking], [c for _, c in ranking], decision,
-                                extra={"intent": r["intent"], "intent_confidence": r["confidence"]}))
-    return preds, ms, info
 
 
 # --------------------------------------------------------------------------- metrics
@@ -282,7 +263,6 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--heldout", type=Path, default=DATA_DIR / "heldout")
     parser.add_argument("--oos", type=Path, default=DATA_DIR / "out_of_scope.yml")
-    parser.add_argument("--no-rasa", action="store_true", help="skip the Rasa ResponseSelector baseline")
     parser.add_argument("--models", nargs="+", help="embedding model folders side by side (default: the product's)")
     args = parser.parse_args(argv)
 
@@ -313,7 +293,7 @@ def main(argv: list[str] | None = None) -> int:
     for path in args.models or [settings.model_path]:
         embedder = load_models(path, prefix=settings.query_prefix, threads=settings.embedding_threads)
         name = "e5" if not args.models else f"e5 ({embedder.name})"
-        current = kc.e5_retriever(embedder, faqs)
+        current = kc.e5_retriever(embedder, faqs, model_path=str(path))
         retriever = retriever or current  # the first model's errors are written out
         systems[name] = run_e5(current, texts)
         t = current.thresholds
@@ -322,7 +302,7 @@ def main(argv: list[str] | None = None) -> int:
         lexical = f" + {t.lexical} × bigram BM25 per phrasing" if t.lexical else ""
         system_notes[name] = (f"{embedder.name}, cosine{lexical}, FAQ = mean of its {POOL} best phrasings; answer ≥ {t.answer} and lead ≥ {t.margin}, clarify ≥ "
                               f"{t.clarify}; {lead_note(systems[name][0][:len(inscope)], inscope)}")
-        plain = thresholds_for(embedder.name, lexical=0.0)
+        plain = thresholds_for(embedder.name, lexical=0.0, model_path=str(path))
         if t.lexical and plain.lexical == 0.0 and plain != Thresholds():  # the same model without the bonus
             ablation = f"{name}, cosine only"
             systems[ablation] = run_e5(kc.e5_retriever(embedder, faqs, plain), texts)
@@ -330,10 +310,6 @@ def main(argv: list[str] | None = None) -> int:
                                       f"{plain.answer} and lead ≥ {plain.margin}, clarify ≥ {plain.clarify}")
     bm25 = Bm25System(faqs, synonyms, calibration_oos)
     systems["BM25"] = bm25.predict(texts)
-    rasa_info = None
-    if not args.no_rasa:
-        preds, ms, rasa_info = run_rasa(faqs, calibration_oos, texts)
-        systems["Rasa RS"] = (preds, ms)
 
     n = len(inscope)
     results = {name: score(inscope, p[:n], p[n:]) for name, (p, _) in systems.items()}
@@ -343,10 +319,6 @@ def main(argv: list[str] | None = None) -> int:
                 f"clarify ≥ {bt.clarify} (calibrated on {len(bm25.bm25.docs)} KB phrasings leave-one-out + "
                 f"{len(calibration_oos)} calibration OOS)",
     }
-    if rasa_info:
-        system_notes["Rasa RS"] = (f"Rasa {rasa_info['rasa']} DIET + ResponseSelector (100 epochs each), trained "
-                                   f"in {rasa_info['train_seconds']:.0f} s{' (cached model)' if rasa_info['cached'] else ''}"
-                                   "; answered = top intent `faq`")
     rows = [[name, *(results[name][c] for c, _ in COLUMNS), f"{systems[name][1]:.1f}", system_notes[name]]
             for name in systems]
     main_table = kc.table(["system", *(label for _, label in COLUMNS), "ms/query", "setting"], rows)
@@ -363,8 +335,7 @@ def main(argv: list[str] | None = None) -> int:
         "the gold FAQ among the choices (what a merchant can solve without a person). OOS rates are over the "
         "out-of-scope questions.",
         f"ms/query: mean over this run's questions, one at a time (e5 includes embedding the question with the "
-        f"product's settings, {get_settings().embedding_threads} torch thread(s); Rasa after a warm-up, in its own "
-        "process). Latency proper: kb_latency.md.",
+        f"product's settings, {get_settings().embedding_threads} torch thread(s)). Latency proper: kb_latency.md.",
     ]
     report = (kc.header("Knowledge-base retrieval on our held-out questions", notes) + "\n" + main_table
               + "\n## Pooling: an FAQ scored by its best n phrasings\n\nRanking only (no thresholds), cosine alone "

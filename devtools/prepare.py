@@ -16,7 +16,9 @@ from pathlib import Path
 from core.settings import REPO_ROOT, Settings, get_settings
 
 RASA_BIN = REPO_ROOT / ".venv" / "rasa" / "bin" / "rasa"
-RASA_INPUTS = [REPO_ROOT / "config.yml", REPO_ROOT / "bot" / "domain.yml", REPO_ROOT / "bot" / "data"]
+# Everything `rasa train` reads: a change to any of them retrains (the tokenizer reads the jieba dictionary).
+RASA_INPUTS = [REPO_ROOT / "config.yml", REPO_ROOT / "bot" / "domain.yml", REPO_ROOT / "bot" / "data",
+               REPO_ROOT / "bot" / "jieba_userdict"]
 
 
 def say(msg: str) -> None:
@@ -29,7 +31,7 @@ def ensure_model(settings: Settings) -> None:
         if not Path(settings.embedding_model).exists():
             raise SystemExit(f"SJZS_EMBEDDING_MODEL 指向的目录不存在：{settings.embedding_model}")
         return
-    from knowledge_base.model_build import build
+    from kb_training.model_build import build
 
     t0 = time.monotonic()
     if build(settings.default_model_dir):
@@ -112,10 +114,7 @@ def ensure_rasa_model(settings: Settings, force: bool = False) -> None:
 
 def prepare(settings: Settings, skip_rasa: bool = False) -> None:
     settings.var_dir.mkdir(parents=True, exist_ok=True)
-    ensure_model(settings)
-    from .kb_model import ensure_kb_model
-
-    ensure_kb_model(settings)  # fine-tune the default model on the seed FAQs when missing or stale
+    ensure_model(settings)  # the unmodified model; tuning it is a job of its own (python -m kb_training.tune)
     ensure_database(settings.sqlalchemy_url)
     from .kb import ensure_index
 

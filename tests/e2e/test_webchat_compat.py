@@ -14,7 +14,7 @@ from core.settings import REPO_ROOT
 from ..conftest import free_port, merchant_headers
 from .conftest import screenshot
 
-pytestmark = [pytest.mark.e2e, pytest.mark.parametrize("stack", ["sqlite"], indirect=True)]
+pytestmark = [pytest.mark.e2e, pytest.mark.browser]
 BUNDLE = REPO_ROOT / "var" / "webchat" / "rasa-webchat-1.0.1.js"
 
 HOST_PAGE = """<!doctype html>

@@ -17,7 +17,7 @@ from playwright.sync_api import expect
 from ..conftest import merchant_headers
 from .conftest import screenshot
 
-pytestmark = [pytest.mark.e2e, pytest.mark.parametrize("stack", ["sqlite"], indirect=True)]
+pytestmark = [pytest.mark.e2e, pytest.mark.browser]
 
 
 class Widget:

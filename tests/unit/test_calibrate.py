@@ -1,6 +1,6 @@
 import numpy as np
 
-from knowledge_base.calibrate import Probe, ProbeSet, choose, heldout_probes, probes
+from kb_training.calibrate import Probe, ProbeSet, choose, heldout_probes, probes
 from knowledge_base.lexical import bigrams
 from knowledge_base.retriever import Thresholds
 

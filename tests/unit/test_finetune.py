@@ -5,9 +5,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from devtools.kb_model import fold_split
-from knowledge_base import finetune
-from knowledge_base.finetune import Example, KbFaq, Recipe, kb_examples, make_batches
+from kb_training import finetune
+from kb_training.finetune import Example, KbFaq, Recipe, kb_examples, make_batches
 
 FAQS = [
     KbFaq("withdraw-time", "提现", ("提现多久能到账", "钱提出来什么时候到", "取钱要等多久")),
@@ -47,21 +46,6 @@ def test_batches_are_reproducible_from_the_seed():
     first = make_batches(examples, 8, random.Random(7))
     assert first == make_batches(examples, 8, random.Random(7))
     assert first != make_batches(examples, 8, random.Random(8))
-
-
-def test_folds_hold_back_a_different_similar_question_each_time():
-    folds = fold_split(FAQS, 2, seed=5)
-    held = [q for _, questions in folds for q in questions]
-    assert len(held) == len(set(held))
-    for kept, questions in folds:
-        kept_by_id = {f.faq_id: f for f in kept}
-        for faq_id, text in questions:
-            original = next(f for f in FAQS if f.faq_id == faq_id)
-            assert text != original.phrasings[0]  # the standard question always stays
-            assert text not in kept_by_id[faq_id].phrasings
-            assert len(kept_by_id[faq_id].phrasings) == len(original.phrasings) - 1
-    # FAQs with fewer than three phrasings keep them all (they would be left with one)
-    assert {faq_id for _, questions in folds for faq_id, _ in questions} == {"withdraw-time", "withdraw-fee"}
 
 
 def test_training_key_follows_data_and_recipe(tmp_path: Path):
@@ -107,45 +91,6 @@ def test_fine_tuning_is_deterministic(tuned):
     np.testing.assert_allclose(a, b, atol=1e-5)
 
 
-def test_set_up_fine_tunes_only_the_default_model(tmp_path: Path, monkeypatch):
-    from core.settings import Settings
-    from devtools import kb_model
-
-    calls = []
-    monkeypatch.setattr(kb_model, "train_on_faqs", lambda *args: calls.append(args) or 0.0)
-    own = Settings(_env_file=None, var_dir=tmp_path, embedding_model=str(tmp_path / "mine"))
-    assert not kb_model.ensure_kb_model(own)
-    assert not kb_model.ensure_kb_model(Settings(_env_file=None, var_dir=tmp_path, kb_finetune=False))
-    default = Settings(_env_file=None, var_dir=tmp_path)
-    assert own.model_path == str(tmp_path / "mine")
-    # the product scores with the fine-tuned model beside the unmodified one, or with the fine-tuned one alone
-    assert default.model_path == f"{default.kb_model_dir},{default.default_model_dir}"
-    alone = Settings(_env_file=None, var_dir=tmp_path, kb_mean_with_base=False)
-    assert alone.model_path == str(alone.kb_model_dir)
-    unmodified = Settings(_env_file=None, var_dir=tmp_path, kb_finetune=False)
-    assert unmodified.model_path == str(unmodified.default_model_dir)
-    assert kb_model.ensure_kb_model(default)  # missing: fine-tuned
-    assert calls and calls[0][2] == default.kb_model_dir
-    assert {f.faq_id for f in calls[0][1]} >= {"withdraw-time", "withdraw-failed"}
-
-
-def test_set_up_skips_a_current_model(tmp_path: Path, monkeypatch):
-    from core.settings import Settings
-    from devtools import kb_model
-
-    settings = Settings(_env_file=None, var_dir=tmp_path)
-    key = finetune.training_key(settings.default_model_dir, kb_model.seed_kb_faqs(), kb_model.recipe_from(settings),
-                                settings.query_prefix)
-    settings.kb_model_dir.mkdir(parents=True)
-    (settings.kb_model_dir / "modules.json").write_text("[]")
-    (settings.kb_model_dir / "build_info.json").write_text(json.dumps({"finetune": {"key": key}}))
-    monkeypatch.setattr(kb_model, "train_on_faqs", lambda *args: pytest.fail("trained a current model"))
-    assert not kb_model.ensure_kb_model(settings)
-    changed = settings.model_copy(update={"finetune_epochs": settings.finetune_epochs + 1})
-    monkeypatch.setattr(kb_model, "train_on_faqs", lambda *args: 0.0)
-    assert kb_model.ensure_kb_model(changed)  # another recipe: stale
-
-
 def test_a_model_list_counts_as_fine_tuned_when_one_of_its_models_is(tmp_path: Path):
     from devtools.kb import is_finetuned
 
@@ -155,40 +100,3 @@ def test_a_model_list_counts_as_fine_tuned_when_one_of_its_models_is(tmp_path: P
         (folder / "build_info.json").write_text(json.dumps(info))
     assert is_finetuned(f"{tuned},{base}") and is_finetuned(f"{base}, {tuned}") and is_finetuned(str(tuned))
     assert not is_finetuned(str(base)) and not is_finetuned(f"{base},{tmp_path / 'missing'}")
-
-
-def test_fold_probes_score_each_fold_model_beside_the_unmodified_one(tmp_path: Path, monkeypatch):
-    from core.settings import Settings
-    from devtools import kb_model
-    from knowledge_base import embedder as embedder_module
-
-    from .test_calibrate import BigramEmbedder
-
-    loaded, wrapped = [], []
-
-    class Stand(BigramEmbedder):
-        def __init__(self, path, prefix="", threads=None):
-            loaded.append(Path(path))
-            self.name, self.fingerprint, self.prefix = Path(path).name, str(path), prefix
-
-        def encode(self, texts, batch_size=32):
-            return super().encode(texts)
-
-    class Mean(embedder_module.MeanEmbedder):
-        def __init__(self, parts):
-            wrapped.append([p.name for p in parts])
-            super().__init__(parts)
-
-    monkeypatch.setattr(embedder_module, "Embedder", Stand)
-    monkeypatch.setattr(embedder_module, "MeanEmbedder", Mean)
-    monkeypatch.setattr(kb_model, "train_on_faqs", lambda *args: 0.0)
-    settings = Settings(_env_file=None, var_dir=tmp_path, calibration_folds=2)
-    items = kb_model._fold_probes(settings, FAQS, ["今天天气怎么样"], [0.0])
-    assert loaded.count(settings.default_model_dir) == 1  # the unmodified model: loaded once for all folds
-    assert wrapped == [["calibration-fold1", "multilingual-e5-small"], ["calibration-fold2", "multilingual-e5-small"]]
-    assert len(items[0.0]) == 2 * (sum(len(f.phrasings) >= 3 for f in FAQS) + 1)  # held-back + OOS, per fold
-
-    loaded.clear(), wrapped.clear()
-    alone = settings.model_copy(update={"kb_mean_with_base": False})
-    kb_model._fold_probes(alone, FAQS, ["今天天气怎么样"], [0.0])
-    assert wrapped == [] and settings.default_model_dir not in loaded

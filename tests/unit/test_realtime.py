@@ -78,6 +78,7 @@ def test_history_on_hello_and_never_another_merchants(client, database):
         assert theirs["conversation"]["id"] != mine and history["messages"] == []
 
 
+@pytest.mark.pg
 def test_handoff_agent_messages_and_a_resent_message_reach_the_widget_once(client, database):
     with client.websocket_connect(f"/ws/chat?token={token(database, 'M10003')}") as ws:
         first, _ = hello(ws)

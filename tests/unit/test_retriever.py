@@ -1,17 +1,24 @@
 import pytest
+from sqlalchemy.orm import Session
 
-from api.seed import read_seed_faqs
+from api.db import make_engine
+from api.kb_service import index_folder
+from api.models import Faq
+from api.services.faqs import synonyms
 from knowledge_base import Decision, FaqIndex, Retriever, Thresholds
 
 
 @pytest.fixture(scope="module")
-def retriever(embedder):
-    faqs = read_seed_faqs()
-    r = Retriever(embedder, FaqIndex(embedder.dim))
-    r.keys = {}
-    for i, f in enumerate(faqs):
-        r.index_faq(i, [f["question"], *f["similar"]])
-        r.keys[i] = f["key"]
+def retriever(embedder, templates, template_index):
+    """The seed KB with the default thresholds: the session's saved index, loaded (not embedded again)."""
+    engine = make_engine(f"sqlite:///{templates.sqlite()}")
+    with Session(engine) as db:
+        keys = {f.id: f.key for f in db.query(Faq)}
+        table = synonyms(db)
+    engine.dispose()
+    index, _ = FaqIndex.load(index_folder(template_index, embedder))
+    r = Retriever(embedder, index, synonyms=table)
+    r.keys = keys
     return r
 
 
@@ -54,9 +61,9 @@ def test_incremental_update_reaches_search(retriever):
 def test_typing_an_faq_phrasing_exactly_is_always_answered(retriever):
     from api.seed import read_seed_faqs
 
-    for i, faq in enumerate(read_seed_faqs()[:20]):
+    for faq in read_seed_faqs()[:20]:
         result = retriever.search(faq["similar"][0])
-        assert result.decision == Decision.answer and result.hits[0].faq_id == i
+        assert result.decision == Decision.answer and retriever.keys[result.hits[0].faq_id] == faq["key"]
 
 
 def test_the_calibrated_lexical_weight_reaches_the_search(embedder):

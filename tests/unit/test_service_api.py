@@ -153,6 +153,7 @@ def test_filing_an_appeal_gives_a_number_an_sla_and_a_timeline(client):
     assert penalty["can_appeal_now"] is False and body["number"] in penalty["cannot_appeal_reason"]
 
 
+@pytest.mark.pg
 def test_one_open_appeal_per_penalty_then_again_after_withdrawal(client):
     first = file(client).json()["number"]
     again = file(client)
@@ -163,6 +164,7 @@ def test_one_open_appeal_per_penalty_then_again_after_withdrawal(client):
     assert file(client).status_code == 201
 
 
+@pytest.mark.pg
 def test_concurrent_filings_for_one_penalty_create_exactly_one_appeal(client):
     results: list[int] = []
     barrier = threading.Barrier(4)
@@ -247,6 +249,7 @@ def test_bad_evidence_files_are_refused_and_nothing_is_stored(client, name, data
     assert not folder.exists() or not any(folder.iterdir())
 
 
+@pytest.mark.pg
 def test_a_failed_database_write_leaves_no_orphan_file(client, monkeypatch):
     from sqlalchemy.orm import Session
 
@@ -345,6 +348,7 @@ def test_unanswered_questions_are_logged_for_the_knowledge_team(client):
     assert [r["text"] for r in rows] == ["红烧肉怎么做才好吃"]
 
 
+@pytest.mark.pg
 def test_a_clash_of_random_appeal_numbers_is_retried_not_reported_as_a_duplicate(client, monkeypatch):
     from api import numbers
 

@@ -112,13 +112,11 @@ def is_current(out_dir: Path, key: str) -> bool:
 
 
 def train(base_dir: Path, out_dir: Path, make_examples: Callable[[random.Random], list[Example]],
-          recipe: Recipe, prefix: str = "query: ", info: dict | None = None, progress=None,
-          extra_loss: Callable | None = None) -> None:
+          recipe: Recipe, prefix: str = "query: ", info: dict | None = None, progress=None) -> None:
     """Fine-tune the model in ``base_dir`` and save it whole to ``out_dir``.
 
     ``make_examples(rng)`` is called once per epoch (pairs may be re-drawn); ``progress(done, total, loss)``
-    is called after every step. ``extra_loss(model, rng)``, when given, returns a callable whose loss is added
-    to every step's (a benchmark's second objective).
+    is called after every step.
     """
     import numpy as np
     import torch
@@ -140,14 +138,12 @@ def train(base_dir: Path, out_dir: Path, make_examples: Callable[[random.Random]
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=recipe.lr, weight_decay=0.01)
     epochs = [make_batches(make_examples(rng), recipe.batch_size, rng) for _ in range(recipe.epochs)]
-    extra = extra_loss(model, rng) if extra_loss else None
 
     def loss_of(batch: list[Example]):
         columns = [[prefix + e.anchor for e in batch], [prefix + e.positive for e in batch]]
         if all(e.negative is not None for e in batch):
             columns.append([prefix + e.negative for e in batch])
-        loss = loss_fn([model.preprocess(c) for c in columns], None)
-        return loss + extra() if extra else loss
+        return loss_fn([model.preprocess(c) for c in columns], None)
 
     model.train()
     total = optimise(optimizer, params, epochs, loss_of, recipe.warmup, progress)

@@ -14,7 +14,7 @@ from the benchmark's test questions).  A grid search then picks the thresholds i
    question answered costs 2 and one sent to "您是想问" costs 0.3.
 
 A model fine-tuned on the knowledge base has seen every phrasing, so leave-one-out would flatter it:
-``heldout_probes`` scores questions that a model was *not* trained on (k-fold, see devtools/kb_model.py).
+``heldout_probes`` scores questions that a model was *not* trained on (the tuning job holds questions back: kb_training/tune.py).
 
 Every probe is scored by a real ``FaqIndex`` search, exactly as the retriever scores a merchant's question
 (candidates, pooling, the lexical bonus of weight ``lexical``).
@@ -27,10 +27,10 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from .embedder import Embedder
-from .index import FaqIndex
-from .normalize import normalize
-from .retriever import Thresholds
+from knowledge_base.embedder import Embedder
+from knowledge_base.index import FaqIndex
+from knowledge_base.normalize import normalize
+from knowledge_base.retriever import Thresholds
 
 MAX_OOS_ANSWER = 0.05  # half the product target (≤ 10% answered): the calibration list is small
 MAX_WRONG_ANSWER = 0.03  # share of in-scope questions answered with the wrong FAQ that we accept
@@ -191,3 +191,36 @@ def report(t: Thresholds, o: Outcome, n_in: int, n_out: int) -> dict:
     return {"answer": t.answer, "margin": t.margin, "clarify": t.clarify, "lexical": t.lexical,
             "calibration": {"in_scope_probes": n_in, "out_of_scope_probes": n_out,
                             **{k: round(v, 4) for k, v in asdict(o).items()}}}
+
+
+UTILITY_TIE = 0.005  # calibration utilities closer than this are within noise (a few of ~1,400 probes)
+
+
+def choose_on_grid(groups: dict[float, list[list[Probe]]]) -> dict:
+    """Thresholds for each lexical weight of the grid, and the weight to use.
+
+    ``groups[w]``: the probe groups scored with weight ``w`` (``balance``d against each other). The best utility
+    wins; weights within ``UTILITY_TIE`` of it are a tie, broken by the top-1 of the last group's in-scope probes
+    (the real-style questions: the ranking a merchant sees), then by the smaller weight. Returns the chosen
+    weight's ``report`` with the whole grid under ``calibration.lexical_grid``.
+    """
+    results = {}
+    for w, probe_groups in groups.items():
+        items = balance(*probe_groups)
+        thresholds, outcome = choose(items)
+        n_out = sum(p.gold is None for p in items)
+        results[w] = report(Thresholds(thresholds.answer, thresholds.margin, thresholds.clarify, lexical=w),
+                            outcome, len(items) - n_out, n_out)
+        last = [p for p in probe_groups[-1] if p.gold is not None]
+        top1 = sum(bool(p.faqs) and p.faqs[0] == p.gold for p in last) / max(len(last), 1)
+        results[w]["calibration"]["real_style_top1"] = round(top1, 4)
+    top = max(r["calibration"]["utility"] for r in results.values())
+    tied = [w for w in results if results[w]["calibration"]["utility"] >= top - UTILITY_TIE]
+    best = max(tied, key=lambda w: (results[w]["calibration"]["real_style_top1"], -w))
+    result = results[best]
+    if len(results) > 1:
+        result["calibration"]["lexical_grid"] = {
+            str(w): {"answer": r["answer"], "margin": r["margin"], "clarify": r["clarify"],
+                     **{k: r["calibration"][k] for k in ("utility", "right_answer", "wrong_answer", "oos_answer",
+                                                         "real_style_top1")}} for w, r in results.items()}
+    return result

@@ -8,7 +8,7 @@ as Q4_0 blocks.  This module reads that file, dequantises the tensors into a
 library and writes a sentence-transformers folder (Transformer → mean pooling
 → Normalize).  Nothing is downloaded.
 
-Run: ``python -m knowledge_base.model_build [--out DIR] [--force]``.
+Run: ``python -m kb_training.model_build [--out DIR] [--force]``.
 """
 
 from __future__ import annotations

@@ -1,1 +1,0 @@
-"""Rasa's ResponseSelector trained on the seed knowledge base, as a baseline for the e5 retriever."""

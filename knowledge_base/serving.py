@@ -1,0 +1,53 @@
+"""Which embedding model the API serves: a small pointer file that the tuning job rewrites when it promotes one.
+
+The file (``var/models/serving.json``) names the model folder(s) and when they were promoted. Without it the
+API serves the unmodified model set-up built. It is replaced atomically, so a reader sees the old pointer or the
+new one, never half of either.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+THRESHOLDS_FILE = "kb_thresholds.json"  # a tuned model keeps its calibrated thresholds in its own folder
+
+
+@dataclass(frozen=True)
+class Serving:
+    model: str             # one model folder, or several separated by commas (their cosines are averaged)
+    promoted_at: str = ""  # ISO 8601, UTC
+    run: str = ""          # the tuning run that promoted it
+
+
+def read(path: Path) -> Serving | None:
+    """The pointer, or None when there is none (or it is unreadable, or a folder it names is gone)."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        serving = Serving(model=str(data["model"]), promoted_at=str(data.get("promoted_at", "")),
+                          run=str(data.get("run", "")))
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    folders = [p.strip() for p in serving.model.split(",") if p.strip()]
+    if not folders or not all((Path(f) / "modules.json").exists() for f in folders):
+        return None
+    return serving
+
+
+def write(path: Path, serving: Serving) -> None:
+    """Replace the pointer in one step."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(asdict(serving), ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def stamp(path: Path) -> tuple[int, int] | None:
+    """What changes when the pointer is rewritten (cheap to poll)."""
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return st.st_mtime_ns, st.st_ino
