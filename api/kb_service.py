@@ -26,7 +26,7 @@ from knowledge_base import (
     load_models,
     serving,
 )
-from knowledge_base.embedder import model_folders
+from knowledge_base.embedder import identity, model_folders
 from knowledge_base.normalize import NORMALIZE_VERSION
 
 from . import crud
@@ -77,8 +77,12 @@ def thresholds_for(model_name: str, path: Path = THRESHOLDS_FILE, lexical: float
 
 def data_fingerprint(db: Session, embedder: Embedder, synonyms: dict[str, str]) -> str:
     """Changes whenever the indexed content would: model, normalisation, synonyms, published FAQ versions."""
+    return fingerprint_of(db, embedder.fingerprint, embedder.prefix, synonyms)
+
+
+def fingerprint_of(db: Session, model_fingerprint: str, prefix: str, synonyms: dict[str, str]) -> str:
     h = hashlib.sha256()
-    h.update(f"{embedder.fingerprint}|{embedder.prefix}|{NORMALIZE_VERSION}|".encode())
+    h.update(f"{model_fingerprint}|{prefix}|{NORMALIZE_VERSION}|".encode())
     h.update(json.dumps(sorted(synonyms.items()), ensure_ascii=False).encode())
     rows = db.execute(select(Faq.id, Faq.version).where(Faq.status == FaqStatus.published).order_by(Faq.id))
     for faq_id, version in rows:
@@ -86,9 +90,18 @@ def data_fingerprint(db: Session, embedder: Embedder, synonyms: dict[str, str]) 
     return h.hexdigest()[:20]
 
 
-def index_folder(index_dir: Path, embedder: Embedder | MeanEmbedder) -> Path:
-    """Each model's index is saved in a folder of its own, so switching models back and forth rebuilds nothing."""
-    return index_dir / embedder.name
+def index_folder(index_dir: Path, embedder: Embedder | MeanEmbedder | str) -> Path:
+    """Each model's index is saved in a folder of its own, so switching models back and forth rebuilds nothing.
+
+    ``embedder``: a loaded model, or the name of one."""
+    return index_dir / (embedder if isinstance(embedder, str) else embedder.name)
+
+
+def saved_index_is_current(db: Session, model_path: str, prefix: str, index_dir: Path) -> bool:
+    """Whether the saved index already matches the model and the data, answered without loading the model."""
+    name, model_fingerprint = identity(model_path)
+    meta = FaqIndex.saved_meta(index_folder(index_dir, name)) or {}
+    return meta.get("fingerprint") == fingerprint_of(db, model_fingerprint, prefix, faq_service.synonyms(db))
 
 
 def build_retriever(db: Session, embedder: Embedder, index_dir: Path, progress_factory=None,

@@ -19,7 +19,7 @@ from tqdm import tqdm
 
 from api import crud
 from api.db import make_engine
-from api.kb_service import THRESHOLDS_FILE, build_retriever, load_embedder
+from api.kb_service import THRESHOLDS_FILE, build_retriever, load_embedder, saved_index_is_current
 from api.services import faqs as faq_service
 from core.settings import Settings, get_settings
 from kb_training import calibrate, questions
@@ -31,10 +31,12 @@ from knowledge_base.normalize import normalize
 def ensure_index(settings: Settings, force: bool = False, quiet: bool = False) -> str:
     """Build the saved index unless it already matches the model and the data; returns "disk" or "rebuilt"."""
     model_path = settings.model_path
-    embedder = load_embedder(model_path, settings.query_prefix, os.cpu_count() or 2)  # batch work
     engine = make_engine(settings.sqlalchemy_url)
     try:
         with Session(engine) as db:
+            if not force and saved_index_is_current(db, model_path, settings.query_prefix, settings.index_dir):
+                return "disk"  # nothing to do, and no model to load
+            embedder = load_embedder(model_path, settings.query_prefix, os.cpu_count() or 2)  # batch work
             bar = None if quiet else (lambda total: tqdm(total=total, desc="向量化 FAQ 问法", unit="条"))
             retriever, source = build_retriever(db, embedder, settings.index_dir, bar, force=force,
                                                 index_options=settings.index_options, model_path=model_path)

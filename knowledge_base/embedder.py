@@ -37,8 +37,7 @@ class Embedder:
             torch.set_num_threads(threads)
         self.model = SentenceTransformer(str(path), device="cpu", local_files_only=True)
         self.prefix = prefix
-        self.name = path.name
-        self.fingerprint = folder_fingerprint(path)
+        self.name, self.fingerprint = identity(str(path))
         dim = getattr(self.model, "get_embedding_dimension", None) or self.model.get_sentence_embedding_dimension
         self.dim = int(dim())
 
@@ -65,8 +64,7 @@ class MeanEmbedder:
             raise ValueError("MeanEmbedder needs at least one model")
         self.parts = list(parts)
         self.prefix = parts[0].prefix
-        self.name = "+".join(p.name for p in parts)
-        self.fingerprint = hashlib.sha256("|".join(p.fingerprint for p in parts).encode()).hexdigest()[:16]
+        self.name, self.fingerprint = _joined([(p.name, p.fingerprint) for p in parts])
         self.dim = sum(p.dim for p in parts)
 
     def encode(self, texts: list[str], batch_size: int = 32) -> np.ndarray:
@@ -85,6 +83,18 @@ def load_models(paths: str, prefix: str = "", threads: int | None = None) -> Emb
     if len(folders) == 1:
         return Embedder(folders[0], prefix, threads)
     return MeanEmbedder([Embedder(f, prefix, threads) for f in folders])
+
+
+def identity(paths: str) -> tuple[str, str]:
+    """The ``name`` and ``fingerprint`` the model(s) in ``paths`` will have, without loading them."""
+    folders = model_folders(paths)
+    parts = [(Path(f).name, folder_fingerprint(Path(f))) for f in folders]
+    return parts[0] if len(parts) == 1 else _joined(parts)
+
+
+def _joined(parts: list[tuple[str, str]]) -> tuple[str, str]:
+    return ("+".join(name for name, _ in parts),
+            hashlib.sha256("|".join(fp for _, fp in parts).encode()).hexdigest()[:16])
 
 
 def folder_fingerprint(path: Path) -> str:

@@ -62,8 +62,8 @@ class Retriever:
         """
         prepared = [(faq_id, [t for t in (self.prepare(p) for p in phrasings) if t]) for faq_id, phrasings in faqs]
         texts = [t for _, ts in prepared for t in ts]
-        # Embedded shortest first: a batch of texts of like length pads little (about twice as fast as in
-        # FAQ order, where one long situational question pads a whole batch).
+        # Embedded shortest first: a batch of texts of like length pads little (the seed KB's 6,323 phrasings:
+        # 87 s in FAQ order, where one long situational question pads a whole batch, 50 s sorted, on 2 cores).
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
         matrix = np.zeros((len(texts), self.embedder.dim), dtype=np.float32)
         for start in range(0, len(order), batch_size):

@@ -6,7 +6,7 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from api.db import make_engine
-from api.kb_service import build_retriever, data_fingerprint, thresholds_for
+from api.kb_service import build_retriever, data_fingerprint, saved_index_is_current, thresholds_for
 from api.models import Faq, Synonym
 from api.services import faqs as faq_service
 from knowledge_base import Thresholds
@@ -18,7 +18,10 @@ def test_saved_index_is_reused_until_the_data_changes(database, embedder, tmp_pa
     with engine.begin() as conn:  # a dozen FAQs are enough to see what triggers a rebuild
         conn.execute(text("UPDATE faqs SET status = 'archived' WHERE id > 12"))
     with Session(engine) as db:
+        model = database.embedding_model
+        assert not saved_index_is_current(db, model, "query: ", index_dir)
         first, source1 = build_retriever(db, embedder, index_dir)
+        assert saved_index_is_current(db, model, "query: ", index_dir)  # known without loading the model
         again, source2 = build_retriever(db, embedder, index_dir)
         assert (source1, source2) == ("rebuilt", "disk")
         assert len(again.index) == len(first.index)
@@ -29,6 +32,7 @@ def test_saved_index_is_reused_until_the_data_changes(database, embedder, tmp_pa
         faq_service.set_status(db, faq, faq.status, "editor01")  # a new version of one FAQ
         db.commit()
         assert data_fingerprint(db, embedder, faq_service.synonyms(db)) != before
+        assert not saved_index_is_current(db, model, "query: ", index_dir)
         assert build_retriever(db, embedder, index_dir)[1] == "rebuilt"
 
         db.add(Synonym(term="铺子", canonical="店铺"))
