@@ -142,10 +142,27 @@ def current_merchant(principal: PrincipalDep) -> Merchant:
 MerchantDep = Annotated[Merchant, Depends(current_merchant)]
 
 
-def require_roles(*roles: Role):
-    """A dependency that lets through staff of the given roles (admin always) and refuses merchants."""
+def principal_only(request: Request, settings: SettingsDep, authorization: str = Header(default=""),
+                   x_internal_token: str = Header(default=""), x_merchant_id: str = Header(default="")) -> Principal:
+    """The caller, looked up in a session that is closed before the route runs: for async routes that await the
+    network and must not hold a database connection meanwhile (this runs in the threadpool)."""
+    with request.app.state.sessions() as db:
+        return get_principal(settings, db, authorization, x_internal_token, x_merchant_id)
 
-    def check(principal: PrincipalDep) -> Principal:
+
+def merchant_only(principal: Annotated[Principal, Depends(principal_only)]) -> Merchant:
+    return current_merchant(principal)
+
+
+MerchantOnlyDep = Annotated[Merchant, Depends(merchant_only)]
+
+
+def require_roles(*roles: Role, finder=get_principal):
+    """A dependency that lets through staff of the given roles (admin always) and refuses merchants.
+
+    ``finder``: how the caller is found (``principal_only`` for async routes that must hold no session)."""
+
+    def check(principal: Principal = Depends(finder)) -> Principal:  # noqa: B008 (FastAPI's idiom)
         if principal.user is None or (principal.role not in roles and principal.role != Role.admin):
             raise HTTPException(status_code=403, detail="没有权限执行此操作")
         return principal
@@ -154,5 +171,6 @@ def require_roles(*roles: Role):
 
 
 AgentDep = Annotated[Principal, Depends(require_roles(Role.agent))]
+AgentOnlyDep = Annotated[Principal, Depends(require_roles(Role.agent, finder=principal_only))]
 EditorDep = Annotated[Principal, Depends(require_roles(Role.kb_editor))]
 AdminDep = Annotated[Principal, Depends(require_roles(Role.admin))]

@@ -6,10 +6,15 @@ message is also pushed to the conversation's channel on the hub, so other tabs a
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from dataclasses import dataclass, field
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
+from starlette.concurrency import run_in_threadpool
+
+from core.settings import Settings
 
 from . import crud, labels, presenters
 from .hub import Hub
@@ -37,6 +42,9 @@ class Turn:
     replies: list[Message] = field(default_factory=list)
     duplicate: bool = False     # the same client_id was stored before: nothing new was done
     bot_down: bool = False
+    overloaded: bool = False    # not sent to Rasa: the overload notice was the reply
+    merchant_code: str = ""
+    started: bool = False       # the conversation asked for had ended: this message started a new one
 
 
 def clean_text(text: str, limit: int) -> str:
@@ -119,9 +127,22 @@ def merchant_channel(merchant_id: int) -> str:
 AGENTS_CHANNEL = "agents"
 
 
+OVERLOADED = "当前咨询人数较多，请稍候再发送；您的消息已保存，着急的话可以点「转人工」。"
+
+
 class Gateway:
-    def __init__(self, rasa: RasaClient, hub: Hub, max_chars: int):
-        self.rasa, self.hub, self.max_chars = rasa, hub, max_chars
+    """Stores a merchant's message, then lets the bot answer it or leaves it for the agent.
+
+    Never blocks the event loop: every database step runs in the threadpool in a session of its own, and no
+    session or connection is held while Rasa is awaited. Turns going to Rasa are admitted by ``Admission``:
+    beyond what it can take, the message is still kept and the merchant gets ``OVERLOADED`` at once.
+    """
+
+    def __init__(self, rasa: RasaClient, hub: Hub, sessions: sessionmaker[Session], settings: Settings):
+        self.rasa, self.hub, self.sessions = rasa, hub, sessions
+        self.max_chars = settings.max_message_chars
+        self.admission = Admission(settings.turn_concurrency, settings.turn_queue, settings.turn_queue_timeout_s,
+                                   settings.turns_per_conversation)
 
     def push_messages(self, msgs: list[Message]) -> None:
         for msg in msgs:
@@ -133,19 +154,23 @@ class Gateway:
         self.hub.publish(AGENTS_CHANNEL, event)
 
     def conversation_for(self, db: Session, merchant: Merchant, conversation_id: int | None,
-                         channel_session: str | None = None) -> Conversation:
-        """The conversation a message belongs to; a closed one gives way to a new conversation."""
+                         channel_session: str | None = None, missing_ok: bool = False) -> Conversation:
+        """The conversation a message belongs to; a closed one gives way to a new conversation.
+
+        ``conversation_id`` names one of the merchant's conversations (404 if it is not theirs, unless
+        ``missing_ok``); ``channel_session`` is a rasa-webchat session; neither: the merchant's open one.
+        """
         conv = None
         if conversation_id is not None:
             conv = crud.get_conversation(db, merchant, conversation_id)
-            if conv is None:
+            if conv is None and not missing_ok:
                 raise GatewayError(404, "会话不存在")
         elif channel_session:
             conv = db.scalar(select(Conversation).where(Conversation.merchant_id == merchant.id,
                                                         Conversation.channel_session == channel_session)
                              .order_by(Conversation.id.desc()).limit(1))
         if conv is None or conv.mode == ConversationMode.closed:
-            if channel_session or conversation_id is not None:
+            if channel_session or (conversation_id is not None and not missing_ok):
                 conv = Conversation(merchant_id=merchant.id, mode=ConversationMode.bot,
                                     channel_session=channel_session)
                 db.add(conv)
@@ -154,47 +179,132 @@ class Gateway:
                 conv = crud.open_conversation(db, merchant)
         return conv
 
-    async def merchant_says(self, db: Session, merchant: Merchant, conv: Conversation, text: str,
-                            payload: str | None = None, client_id: str | None = None) -> Turn:
+    async def merchant_says(self, merchant_id: int, text: str, payload: str | None = None,
+                            client_id: str | None = None, *, conversation_id: int | None = None,
+                            channel_session: str | None = None, missing_ok: bool = False) -> Turn:
         """Store the merchant's message, then let the bot answer it, or leave it for the agent."""
         text = clean_text(text, self.max_chars)
         payload, client_id = clean_payload(payload), clean_client_id(client_id)
-        if client_id is not None:
-            earlier = db.scalar(select(Message).where(Message.conversation_id == conv.id,
-                                                      Message.client_id == client_id))
-            if earlier is not None:
-                return Turn(conv, earlier, duplicate=True)
-        said = crud.add_message(db, conv, Sender.merchant, text, {"payload": payload} if payload else None)
-        said.client_id = client_id
-        db.commit()  # the merchant's message is kept whatever happens next
-        self.push_messages([said])
-        turn = Turn(conv, said)
+        turn = await run_in_threadpool(self._store_said, merchant_id, text, payload, client_id, conversation_id,
+                                       channel_session, missing_ok)
+        if turn.duplicate:
+            return turn
+        self.push_messages([turn.merchant_message])
+        conv = turn.conversation
         if conv.mode != ConversationMode.bot:  # a person owns the conversation: the message waits for them
-            self.hub.publish(AGENTS_CHANNEL, message_event(said))
+            self.hub.publish(AGENTS_CHANNEL, message_event(turn.merchant_message))
             return turn
 
         channel = conv_channel(conv.id)
-        self.hub.publish(channel, typing_event(conv.id, "bot"))
-        mode_before = conv.mode
-        metadata = {"merchant_id": merchant.code, "conversation_id": conv.id}
         try:
-            raw = await self.rasa.send(f"conv-{conv.id}", payload or text, metadata)
+            async with self.admission.turn(conv.id) as admitted:
+                if not admitted:
+                    turn.overloaded = True
+                    return await self._system_reply(turn, OVERLOADED)
+                self.hub.publish(channel, typing_event(conv.id, "bot"))
+                try:
+                    raw = await self.rasa.send(f"conv-{conv.id}", payload or text,
+                                               {"merchant_id": turn.merchant_code, "conversation_id": conv.id})
+                finally:
+                    self.hub.publish(channel, typing_event(conv.id, "bot", typing=False))
         except RasaUnavailableError:
-            turn.replies = [crud.add_message(db, conv, Sender.system, BOT_DOWN)]
             turn.bot_down = True
-            db.commit()
-            self.push_messages(turn.replies)
-            return turn
-        finally:
-            self.hub.publish(channel, typing_event(conv.id, "bot", typing=False))
-        db.refresh(conv)  # an action (handoff) may have changed the mode meanwhile
-        replies = fold_custom(raw)
-        if not replies and conv.mode == ConversationMode.bot:  # e.g. the action server is down: never silence
-            replies = [{"text": NO_REPLY, "buttons": [{"title": "转人工", "payload": "/request_human"}],
-                        "custom": None}]
-        turn.replies = [crud.add_message(db, conv, Sender.bot, r["text"], reply_payload(r)) for r in replies]
-        db.commit()
+            return await self._system_reply(turn, BOT_DOWN)
+        mode_before = conv.mode
+        turn.conversation, turn.replies = await run_in_threadpool(self._store_replies, conv.id, fold_custom(raw))
         self.push_messages(turn.replies)
-        if conv.mode != mode_before:
-            self.push_mode(conv)
+        if turn.conversation.mode != mode_before:
+            self.push_mode(turn.conversation)
         return turn
+
+    async def _system_reply(self, turn: Turn, text: str) -> Turn:
+        turn.replies = await run_in_threadpool(self._store_system, turn.conversation.id, text)
+        self.push_messages(turn.replies)
+        return turn
+
+    # -- database steps (threadpool; each in a session of its own) ---------------------------------------
+
+    def _store_said(self, merchant_id: int, text: str, payload: str | None, client_id: str | None,
+                    conversation_id: int | None, channel_session: str | None, missing_ok: bool) -> Turn:
+        with self.sessions() as db:
+            merchant = db.get(Merchant, merchant_id)
+            if merchant is None:
+                raise GatewayError(401, "商家不存在")
+            conv = self.conversation_for(db, merchant, conversation_id, channel_session, missing_ok)
+            started = conv.id != conversation_id and conversation_id is not None
+            if client_id is not None:
+                earlier = db.scalar(select(Message).where(Message.conversation_id == conv.id,
+                                                          Message.client_id == client_id))
+                if earlier is not None:
+                    db.commit()
+                    return Turn(conv, earlier, duplicate=True, merchant_code=merchant.code)
+            said = crud.add_message(db, conv, Sender.merchant, text, {"payload": payload} if payload else None)
+            said.client_id = client_id
+            db.commit()  # the merchant's message is kept whatever happens next
+            return Turn(conv, said, merchant_code=merchant.code, started=started)
+
+    def _store_replies(self, conversation_id: int, replies: list[dict]) -> tuple[Conversation, list[Message]]:
+        with self.sessions() as db:
+            conv = db.get(Conversation, conversation_id)  # an action (handoff) may have changed the mode meanwhile
+            if not replies and conv.mode == ConversationMode.bot:  # e.g. the action server is down: never silence
+                replies = [{"text": NO_REPLY, "buttons": [{"title": "转人工", "payload": "/request_human"}],
+                            "custom": None}]
+            msgs = [crud.add_message(db, conv, Sender.bot, r["text"], reply_payload(r)) for r in replies]
+            db.commit()
+            return conv, msgs
+
+    def _store_system(self, conversation_id: int, text: str) -> list[Message]:
+        with self.sessions() as db:
+            conv = db.get(Conversation, conversation_id)
+            msg = crud.add_message(db, conv, Sender.system, text)
+            db.commit()
+            return [msg]
+
+
+class Admission:
+    """How many turns may be with Rasa at once (``concurrency``), how many may wait for a place (``queue``, each
+    at most ``timeout`` seconds) and how many of one conversation may be in flight at all (``per_conversation``:
+    Rasa answers one conversation's messages one after another, so a flood into one conversation would only queue
+    behind itself). A turn that is not admitted is answered at once with the overload notice."""
+
+    def __init__(self, concurrency: int, queue: int, timeout: float, per_conversation: int):
+        self.slots = asyncio.Semaphore(concurrency)
+        self.queue, self.timeout, self.per_conversation = queue, timeout, per_conversation
+        self.waiting = 0
+        self.in_flight: dict[int, int] = {}
+        self.refused = 0  # since start: for /healthz and the benchmark
+
+    @contextlib.asynccontextmanager
+    async def turn(self, conversation_id: int):
+        mine = self.in_flight.get(conversation_id, 0)
+        if mine >= self.per_conversation or (self.slots.locked() and self.waiting >= self.queue):
+            self.refused += 1
+            yield False
+            return
+        self.in_flight[conversation_id] = mine + 1
+        try:
+            self.waiting += 1
+            try:
+                await asyncio.wait_for(self.slots.acquire(), self.timeout)
+            except TimeoutError:
+                self.refused += 1
+                admitted = False
+            else:
+                admitted = True
+            finally:
+                self.waiting -= 1
+            try:
+                yield admitted
+            finally:
+                if admitted:
+                    self.slots.release()
+        finally:
+            left = self.in_flight[conversation_id] - 1
+            if left:
+                self.in_flight[conversation_id] = left
+            else:
+                del self.in_flight[conversation_id]
+
+    def health(self) -> dict:
+        return {"in_flight": sum(self.in_flight.values()) - self.waiting, "waiting": self.waiting,
+                "refused": self.refused}

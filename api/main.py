@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from contextlib import asynccontextmanager
 
+import anyio.to_thread
 import httpx
 import socketio
 from fastapi import FastAPI
@@ -42,14 +43,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI):
         logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
         logging.getLogger("httpx").setLevel(logging.WARNING)
-        engine = make_engine(settings.sqlalchemy_url)
+        # One pooled connection per threadpool thread (+ the loader and index-saving threads).
+        anyio.to_thread.current_default_thread_limiter().total_tokens = settings.threadpool_size
+        engine = make_engine(settings.sqlalchemy_url, pool_size=settings.db_pool_size + 2)
         app.state.engine = engine
         app.state.sessions = make_sessionmaker(engine)
         app.state.files = LocalFileStore(settings.evidence_dir)
-        app.state.http = httpx.AsyncClient()
+        # Connections to Rasa and the action server are kept open and reused (loopback, many turns a second).
+        app.state.http = httpx.AsyncClient(limits=httpx.Limits(max_connections=settings.turn_concurrency + 8,
+                                                               max_keepalive_connections=settings.turn_concurrency + 8))
         app.state.rasa = RasaClient(settings, app.state.http)
         await app.state.hub.start()
-        app.state.gateway = Gateway(app.state.rasa, app.state.hub, settings.max_message_chars)
+        app.state.gateway = Gateway(app.state.rasa, app.state.hub, app.state.sessions, settings)
         app.state.kb = KnowledgeBase(settings, app.state.sessions)
         app.state.kb.start()
         yield

@@ -16,6 +16,7 @@ import uuid
 import socketio
 from fastapi import FastAPI, HTTPException
 from sqlalchemy import select
+from starlette.concurrency import run_in_threadpool
 
 from .deps import merchant_for_token
 from .gateway import GatewayError, conv_channel
@@ -100,31 +101,43 @@ def create_webchat(app: FastAPI) -> socketio.AsyncServer:
         if not isinstance(session_id, str) or not SESSION_ID.match(session_id):
             session_id = uuid.uuid4().hex
             await sio.save_session(sid, {"session_id": session_id})
-        with app.state.sessions() as db:
-            try:
-                merchant = merchant_for_token(db, settings, str(custom.get("token") or ""))
-            except HTTPException:
-                await sio.emit("bot_uttered", {"text": BAD_TOKEN}, to=sid)
-                return
-            if text in INIT_PAYLOADS:
-                hot = faq_service.hot_questions(db)
-                await sio.emit("bot_uttered", {"text": WELCOME, "quick_replies": [
-                    {"content_type": "text", "title": f.question, "payload": f.question} for f in hot[:6]]}, to=sid)
-                return
-            gateway = app.state.gateway
-            try:
-                conv = gateway.conversation_for(db, merchant, None, channel_session=session_id)
-                db.commit()
-                follow(sid, conv.id)
-                title = _button_title(db, conv.id, text)
-                if title is None:
-                    await gateway.merchant_says(db, merchant, conv, text)
-                else:  # history shows what was clicked; the bot gets the payload
-                    await gateway.merchant_says(db, merchant, conv, title, payload=text)
-            except GatewayError as exc:
-                await sio.emit("bot_uttered", {"text": exc.detail}, to=sid)
+        token = str(custom.get("token") or "")
+        try:
+            merchant_id, hot, conversation_id, title = await run_in_threadpool(_prepare, app, token, session_id,
+                                                                                text)
+        except HTTPException:
+            await sio.emit("bot_uttered", {"text": BAD_TOKEN}, to=sid)
+            return
+        except GatewayError as exc:
+            await sio.emit("bot_uttered", {"text": exc.detail}, to=sid)
+            return
+        if hot is not None:
+            await sio.emit("bot_uttered", {"text": WELCOME, "quick_replies": [
+                {"content_type": "text", "title": q, "payload": q} for q in hot[:6]]}, to=sid)
+            return
+        follow(sid, conversation_id)
+        gateway = app.state.gateway
+        try:
+            if title is None:
+                await gateway.merchant_says(merchant_id, text, channel_session=session_id)
+            else:  # history shows what was clicked; the bot gets the payload
+                await gateway.merchant_says(merchant_id, title, payload=text, channel_session=session_id)
+        except GatewayError as exc:
+            await sio.emit("bot_uttered", {"text": exc.detail}, to=sid)
 
     return sio
+
+
+def _prepare(app: FastAPI, token: str, session_id: str, text) -> tuple[int, list[str] | None, int, str | None]:
+    """(threadpool) The merchant, the hot questions for a greeting, else the session's conversation (opened now,
+    so this socket follows it before the turn) and the title of a clicked quick reply."""
+    with app.state.sessions() as db:
+        merchant = merchant_for_token(db, app.state.settings, token)
+        if text in INIT_PAYLOADS:
+            return merchant.id, [f.question for f in faq_service.hot_questions(db)], 0, None
+        conv = app.state.gateway.conversation_for(db, merchant, None, channel_session=session_id)
+        db.commit()
+        return merchant.id, None, conv.id, _button_title(db, conv.id, text)
 
 
 def _button_title(db, conversation_id: int, text) -> str | None:

@@ -73,6 +73,18 @@ class Settings(BaseSettings):
     # The demo back-office page (/demo) mints widget tokens for the demo merchants: turn off in production.
     demo: bool = True
 
+    # Sized together (DEVELOPERS.md, "Load"): sync routes and every database step of async code run in a
+    # threadpool of `threadpool_size` threads, each holding at most one pooled connection, so the pool has as
+    # many (`db_pool_size`, PostgreSQL and SQLite alike) and a thread never waits for one. At most
+    # `turn_concurrency` turns are with Rasa at once; `turn_queue` more may wait up to `turn_queue_timeout_s` for a
+    # place, and one conversation has at most `turns_per_conversation` in flight; beyond that the message is kept
+    # and the merchant is told at once that it is busy. Rasa gets `rasa_timeout_s` per turn.
+    threadpool_size: int = 40
+    db_pool_size: int = 40
+    turn_concurrency: int = 8
+    turn_queue: int = 200
+    turn_queue_timeout_s: float = 20.0
+    turns_per_conversation: int = 3
     rasa_timeout_s: float = 30.0
     max_message_chars: int = Field(default=2000, ge=1)
 

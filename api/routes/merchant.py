@@ -71,9 +71,9 @@ def file_appeal(body: schemas.AppealCreate, merchant: MerchantDep, db: SessionDe
 
 @router.post("/appeals/{number}/evidence", response_model=schemas.EvidenceOut, status_code=201,
              summary="上传申诉材料（图片或 PDF）")
-async def upload_evidence(number: str, request: Request, merchant: MerchantDep, db: SessionDep,
-                          settings: SettingsDep, file: Annotated[UploadFile, File()]) -> schemas.EvidenceOut:
-    data = await file.read(settings.evidence_max_bytes + 1)
+def upload_evidence(number: str, request: Request, merchant: MerchantDep, db: SessionDep,
+                    settings: SettingsDep, file: Annotated[UploadFile, File()]) -> schemas.EvidenceOut:
+    data = file.file.read(settings.evidence_max_bytes + 1)  # a sync route: the threadpool reads and writes
     appeal = appeal_service.find_appeal(db, number, merchant, lock=True)
     evidence = appeal_service.add_evidence(
         db, request.app.state.files, appeal, filename=file.filename or "", declared_type=file.content_type or "",

@@ -16,6 +16,7 @@ import logging
 
 from fastapi import APIRouter, HTTPException, WebSocket, WebSocketDisconnect
 from sqlalchemy import select
+from starlette.concurrency import run_in_threadpool
 
 from .. import crud, presenters, security
 from ..deps import merchant_for_token
@@ -68,41 +69,56 @@ class ChatSocket:
         wanted, after_id = event.get("conversation_id"), event.get("after_id") or 0
         if not isinstance(after_id, int) or after_id < 0 or (wanted is not None and not isinstance(wanted, int)):
             return self.error(422, "hello 的参数无效")
+        conv, merchant, fresh = await run_in_threadpool(self._open, wanted)
+        self._join(conv)  # subscribe before reading history: nothing falls in between
+        msgs, unread = await run_in_threadpool(self._since, conv.id, 0 if fresh else after_id)
+        self.send(_hello_event(conv, merchant))
+        self.send({"type": "history", "conversation_id": conv.id,
+                   "messages": [presenters.message(m).model_dump(mode="json") for m in msgs]})
+        for n in unread:
+            self.send(notification_event(n))
+
+    def _open(self, wanted: int | None) -> tuple[Conversation, Merchant, bool]:
+        """The conversation asked for, or the merchant's open one (threadpool)."""
         with self.state.sessions() as db:
             merchant = db.get(Merchant, self.merchant_id)
             conv = crud.get_conversation(db, merchant, wanted) if wanted else None
-            if conv is None or conv.mode == ConversationMode.closed:
-                conv, after_id = crud.open_conversation(db, merchant), 0
-                db.commit()
-            self._join(conv)  # subscribe before reading history: nothing falls in between
-            msgs = db.scalars(select(Message).where(Message.conversation_id == conv.id, Message.id > after_id)
-                              .order_by(Message.id).limit(HISTORY_LIMIT))
-            self.send(_hello_event(conv, merchant))
-            self.send({"type": "history", "conversation_id": conv.id,
-                       "messages": [presenters.message(m).model_dump(mode="json") for m in msgs]})
-            for n in notifications.unread(db, self.merchant_id):
-                self.send(notification_event(n))
+            fresh = conv is None or conv.mode == ConversationMode.closed
+            if fresh:
+                conv = crud.open_conversation(db, merchant)
+            db.commit()
+            return conv, merchant, fresh
+
+    def _since(self, conversation_id: int, after_id: int) -> tuple[list[Message], list]:
+        with self.state.sessions() as db:
+            msgs = list(db.scalars(select(Message).where(Message.conversation_id == conversation_id,
+                                                         Message.id > after_id)
+                                   .order_by(Message.id).limit(HISTORY_LIMIT)))
+            return msgs, list(notifications.unread(db, self.merchant_id))
 
     async def message(self, event: dict) -> None:
         client_id = event.get("client_id")
         if self.conversation_id is None:
             return self.error(409, "连接尚未就绪，请稍后重试", client_id=client_id)
-        gateway = self.state.gateway
+        try:
+            turn = await self.state.gateway.merchant_says(
+                self.merchant_id, event.get("text"), event.get("payload"), client_id,
+                conversation_id=self.conversation_id, missing_ok=True)
+        except GatewayError as exc:
+            return self.error(exc.status, exc.detail, client_id=client_id)
+        if turn.started:  # the conversation ended (rated) meanwhile: this message started a new one
+            self._join(turn.conversation)
+            merchant = await run_in_threadpool(self._merchant)
+            self.send(_hello_event(turn.conversation, merchant))
+            self.send(message_event(turn.merchant_message))  # published before this socket joined
+            for reply in turn.replies:
+                self.send(message_event(reply))
+        if turn.duplicate:  # re-sent after a reconnect: it was stored before; echo it so the widget settles
+            self.send(message_event(turn.merchant_message))
+
+    def _merchant(self) -> Merchant:
         with self.state.sessions() as db:
-            merchant = db.get(Merchant, self.merchant_id)
-            try:
-                conv = crud.get_conversation(db, merchant, self.conversation_id)
-                if conv is None or conv.mode == ConversationMode.closed:  # ended (rated) meanwhile: start anew
-                    conv = gateway.conversation_for(db, merchant, None)
-                    db.commit()
-                    self._join(conv)
-                    self.send(_hello_event(conv, merchant))
-                turn = await gateway.merchant_says(db, merchant, conv, event.get("text"), event.get("payload"),
-                                                   client_id)
-            except GatewayError as exc:
-                return self.error(exc.status, exc.detail, client_id=client_id)
-            if turn.duplicate:  # re-sent after a reconnect: it was stored before; echo it so the widget settles
-                self.send(message_event(turn.merchant_message))
+            return db.get(Merchant, self.merchant_id)
 
     async def typing(self, event: dict) -> None:
         if self.conversation_id is not None:
@@ -114,6 +130,9 @@ class ChatSocket:
         ids = event.get("ids")
         if not isinstance(ids, list) or not all(isinstance(i, int) for i in ids) or len(ids) > 200:
             return self.error(422, "提醒编号无效")
+        await run_in_threadpool(self._mark_read, ids)
+
+    def _mark_read(self, ids: list[int]) -> None:
         with self.state.sessions() as db:
             notifications.mark_read(db, self.merchant_id, ids)
             db.commit()
@@ -178,13 +197,17 @@ async def _agent_event(sock: ChatSocket, event: dict | str) -> None:
 async def chat_socket(websocket: WebSocket) -> None:
     await websocket.accept()
     state = websocket.app.state
-    with state.sessions() as db:
-        try:
-            merchant_id = merchant_for_token(db, state.settings, websocket.query_params.get("token", "")).id
-        except HTTPException as exc:
-            await websocket.send_json({"type": "error", "status": 401, "detail": exc.detail})
-            await websocket.close(code=4401)
-            return
+
+    def who() -> int:
+        with state.sessions() as db:
+            return merchant_for_token(db, state.settings, websocket.query_params.get("token", "")).id
+
+    try:
+        merchant_id = await run_in_threadpool(who)
+    except HTTPException as exc:
+        await websocket.send_json({"type": "error", "status": 401, "detail": exc.detail})
+        await websocket.close(code=4401)
+        return
     await _serve(ChatSocket(websocket, merchant_id, state.hub.subscribe(merchant_channel(merchant_id))),
                  _merchant_event)
 
@@ -200,9 +223,13 @@ async def agent_socket(websocket: WebSocket) -> None:
         user_id, _ = security.read_staff_token(websocket.query_params.get("token", ""), state.settings.secret_key)
     except security.TokenError as exc:
         user_id, reason = None, str(exc)
-    with state.sessions() as db:
-        user = db.get(User, user_id) if user_id else None
-        allowed = user is not None and user.is_active and user.role in (Role.agent, Role.admin)
+
+    def allowed_user() -> bool:
+        with state.sessions() as db:
+            user = db.get(User, user_id) if user_id else None
+            return user is not None and user.is_active and user.role in (Role.agent, Role.admin)
+
+    allowed = await run_in_threadpool(allowed_user)
     if not allowed:
         detail = reason if user_id is None else "没有权限执行此操作"
         await websocket.send_json({"type": "error", "status": 401 if user_id is None else 403, "detail": detail})

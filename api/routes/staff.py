@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, HTTPException
+from fastapi import APIRouter, HTTPException, Request
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
+from starlette.concurrency import run_in_threadpool
 
 from .. import presenters, schemas, security
-from ..deps import AdminDep, AgentDep, GatewayDep, RasaDep, SessionDep
+from ..deps import AdminDep, AgentDep, AgentOnlyDep, GatewayDep, RasaDep, SessionDep
 from ..gateway import conv_channel, merchant_channel, notification_event, typing_event
 from ..models import (
     OPEN_APPEAL_STATUSES,
@@ -209,19 +210,31 @@ def agent_typing(conversation_id: int, agent: AgentDep, db: SessionDep, gateway:
 
 @router.post("/conversations/{conversation_id}/release", response_model=schemas.ConversationDetail,
              summary="交还给智能助手")
-async def release(conversation_id: int, agent: AgentDep, db: SessionDep, rasa: RasaDep,
+async def release(conversation_id: int, _: AgentOnlyDep, request: Request, rasa: RasaDep,
                   gateway: GatewayDep) -> schemas.ConversationDetail:
-    conv = _staff_conversation(db, conversation_id)
-    if conv.mode not in (ConversationMode.agent, ConversationMode.waiting_agent):
-        raise HTTPException(status_code=409, detail="会话不在人工服务中")
+    sessions = request.app.state.sessions
+
+    def check() -> None:
+        with sessions() as db:
+            conv = _staff_conversation(db, conversation_id)
+            if conv.mode not in (ConversationMode.agent, ConversationMode.waiting_agent):
+                raise HTTPException(status_code=409, detail="会话不在人工服务中")
+
+    def hand_back() -> tuple[Conversation, Message, schemas.ConversationDetail]:
+        with sessions() as db:
+            conv = _staff_conversation(db, conversation_id)
+            conv.mode, conv.assigned_agent_id = ConversationMode.bot, None
+            msg = Message(conversation_id=conv.id, sender=Sender.system, text="客服已结束人工服务，智能助手继续为您服务")
+            db.add(msg)
+            db.commit()
+            return conv, msg, _detail(db, conv)
+
+    await run_in_threadpool(check)  # no session is held while Rasa is asked
     try:
-        await rasa.resume(f"conv-{conv.id}")
+        await rasa.resume(f"conv-{conversation_id}")
     except RasaUnavailableError:
         raise HTTPException(status_code=503, detail="智能助手暂时不可用，会话仍由人工负责") from None
-    conv.mode, conv.assigned_agent_id = ConversationMode.bot, None
-    msg = Message(conversation_id=conv.id, sender=Sender.system, text="客服已结束人工服务，智能助手继续为您服务")
-    db.add(msg)
-    db.commit()
+    conv, msg, detail = await run_in_threadpool(hand_back)
     gateway.push_messages([msg])
     gateway.push_mode(conv)
-    return _detail(db, conv)
+    return detail
