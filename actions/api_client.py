@@ -7,6 +7,8 @@ then applies the same rules as for the merchant's own requests.
 
 from __future__ import annotations
 
+import asyncio
+
 import httpx
 
 from core.settings import get_settings
@@ -30,14 +32,25 @@ class ApiClient:
         self.base_url = base_url or settings.api_url
         self.token = token or settings.internal_token
         self.timeout = timeout
+        self._client: httpx.AsyncClient | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def _http(self) -> httpx.AsyncClient:
+        """One client per event loop, its connections to the API kept open and reused: building a client (and
+        its TLS context) and a TCP connection for every call cost more CPU than the call itself."""
+        loop = asyncio.get_running_loop()
+        if self._client is None or self._loop is not loop:
+            self._client = httpx.AsyncClient(base_url=self.base_url, timeout=self.timeout,
+                                             limits=httpx.Limits(max_connections=32, max_keepalive_connections=32))
+            self._loop = loop
+        return self._client
 
     async def request(self, method: str, path: str, merchant_id: str | None = None, **kwargs) -> dict | list:
         headers = {"X-Internal-Token": self.token}
         if merchant_id:
             headers["X-Merchant-Id"] = merchant_id
         try:
-            async with httpx.AsyncClient(base_url=self.base_url, timeout=self.timeout) as client:
-                resp = await client.request(method, path, headers=headers, **kwargs)
+            resp = await self._http().request(method, path, headers=headers, **kwargs)
         except httpx.HTTPError as exc:
             raise ServiceUnavailableError(f"{method} {path}: {type(exc).__name__}") from exc
         if resp.status_code >= 500 or resp.status_code == 401:

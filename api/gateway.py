@@ -90,9 +90,10 @@ def fold_custom(raw: list[dict]) -> list[dict]:
     return folded
 
 
-def reply_payload(reply: dict) -> dict:
+def reply_payload(reply: dict, reply_to: int) -> dict:
+    """A bot reply's buttons and custom data, and the merchant message it answers (``reply_to``)."""
     buttons = [{"title": str(b.get("title", "")), "payload": str(b.get("payload", ""))} for b in reply["buttons"]]
-    return {"buttons": buttons, "custom": reply["custom"]}
+    return {"buttons": buttons, "custom": reply["custom"], "reply_to": reply_to}
 
 
 # --------------------------------------------------------------------------- events on the hub
@@ -211,14 +212,16 @@ class Gateway:
             turn.bot_down = True
             return await self._system_reply(turn, BOT_DOWN)
         mode_before = conv.mode
-        turn.conversation, turn.replies = await run_in_threadpool(self._store_replies, conv.id, fold_custom(raw))
+        turn.conversation, turn.replies = await run_in_threadpool(self._store_replies, conv.id,
+                                                                  turn.merchant_message.id, fold_custom(raw))
         self.push_messages(turn.replies)
         if turn.conversation.mode != mode_before:
             self.push_mode(turn.conversation)
         return turn
 
     async def _system_reply(self, turn: Turn, text: str) -> Turn:
-        turn.replies = await run_in_threadpool(self._store_system, turn.conversation.id, text)
+        turn.replies = await run_in_threadpool(self._store_system, turn.conversation.id, text,
+                                               turn.merchant_message.id)
         self.push_messages(turn.replies)
         return turn
 
@@ -243,20 +246,21 @@ class Gateway:
             db.commit()  # the merchant's message is kept whatever happens next
             return Turn(conv, said, merchant_code=merchant.code, started=started)
 
-    def _store_replies(self, conversation_id: int, replies: list[dict]) -> tuple[Conversation, list[Message]]:
+    def _store_replies(self, conversation_id: int, reply_to: int,
+                       replies: list[dict]) -> tuple[Conversation, list[Message]]:
         with self.sessions() as db:
             conv = db.get(Conversation, conversation_id)  # an action (handoff) may have changed the mode meanwhile
             if not replies and conv.mode == ConversationMode.bot:  # e.g. the action server is down: never silence
                 replies = [{"text": NO_REPLY, "buttons": [{"title": "转人工", "payload": "/request_human"}],
                             "custom": None}]
-            msgs = [crud.add_message(db, conv, Sender.bot, r["text"], reply_payload(r)) for r in replies]
+            msgs = [crud.add_message(db, conv, Sender.bot, r["text"], reply_payload(r, reply_to)) for r in replies]
             db.commit()
             return conv, msgs
 
-    def _store_system(self, conversation_id: int, text: str) -> list[Message]:
+    def _store_system(self, conversation_id: int, text: str, reply_to: int) -> list[Message]:
         with self.sessions() as db:
             conv = db.get(Conversation, conversation_id)
-            msg = crud.add_message(db, conv, Sender.system, text)
+            msg = crud.add_message(db, conv, Sender.system, text, {"reply_to": reply_to})
             db.commit()
             return [msg]
 

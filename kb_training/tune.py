@@ -262,6 +262,23 @@ def _run(settings, recipe, report, status, echo, bar, load_embedder, load_models
     echo(f"==> {report.reason}：{candidate_path}")
 
 
+def recalibrate(settings: Settings, model_path: str) -> Score:
+    """Score and calibrate a model on the job's evaluation questions (the same hold-back as a run) and keep its
+    thresholds in its first folder: e.g. after the calibration questions changed, or for a mean of models."""
+    from knowledge_base import load_models
+
+    faqs, ids, synonyms = load_kb(settings)
+    kept, held = hold_back(faqs, settings.finetune_seed)
+    real, oos = questions.load(ids, synonyms)
+    embedder = load_models(model_path, prefix=settings.query_prefix, threads=os.cpu_count() or 2)
+    result = score(embedder, model_path, kept, held, real, oos, sorted(set(settings.kb_lexical_weights)))
+    target = Path(model_folders(model_path)[0]) / serving.THRESHOLDS_FILE
+    table = json.loads(target.read_text(encoding="utf-8")) if target.exists() else {}
+    table[embedder.name] = result.thresholds
+    target.write_text(json.dumps(table, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+    return result
+
+
 def _build_index(settings: Settings, embedder, model_path: str) -> None:
     from sqlalchemy.orm import Session
 
@@ -325,8 +342,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="优化模型：用知识库微调向量模型，评估后只在更好时启用")
     parser.add_argument("--epochs", type=int, help="训练轮数（默认为设置 finetune_epochs）")
     parser.add_argument("--no-nice", action="store_true", help="不降低 CPU 优先级")
+    parser.add_argument("--recalibrate", metavar="MODEL",
+                        help="不训练：按同样的留出问题给这个模型（多个目录用逗号分隔）重新校准阈值并评分，阈值存入它的目录")
     args = parser.parse_args(argv)
     settings = get_settings()
+    if args.recalibrate:
+        result = recalibrate(settings, args.recalibrate)
+        print(format_report(Report(run="", started_at="", candidate=result)))
+        return 0
     if settings.embedding_model:
         print("已用 SJZS_EMBEDDING_MODEL 固定了模型，优化任务不会替换它", file=sys.stderr)
         return 2

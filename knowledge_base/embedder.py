@@ -100,5 +100,5 @@ def _joined(parts: list[tuple[str, str]]) -> tuple[str, str]:
 def folder_fingerprint(path: Path) -> str:
     """Identifies the model's weights cheaply: names, sizes and modification times of its files."""
     parts = sorted(f"{p.relative_to(path)}:{p.stat().st_size}:{int(p.stat().st_mtime)}"
-                   for p in path.rglob("*") if p.is_file())
+                   for p in path.rglob("*") if p.is_file() and p.name != "kb_thresholds.json")  # not weights
     return hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -40,12 +41,21 @@ class Result:
 
 
 class Retriever:
+    """``query_cache``: how many questions' vectors are kept (normalised text → vector); merchants ask the same
+    things again and again (hot questions, chips, 您是想问 picks), and an embedding is most of a search's CPU."""
+
     def __init__(self, embedder: Embedder, index: FaqIndex, thresholds: Thresholds | None = None,
-                 synonyms: Mapping[str, str] | None = None):
+                 synonyms: Mapping[str, str] | None = None, query_cache: int = 4096):
         self.embedder = embedder
         self.index = index
         self.thresholds = thresholds or Thresholds()
         self.synonyms: Mapping[str, str] = synonyms or {}
+        self._query_vector = functools.lru_cache(maxsize=query_cache)(self._embed_query)
+
+    def _embed_query(self, normalized: str) -> np.ndarray:
+        vector = self.embedder.encode([normalized])[0]
+        vector.setflags(write=False)  # shared by every search of the same question
+        return vector
 
     def prepare(self, text: str) -> str:
         return normalize(text, self.synonyms)
@@ -81,7 +91,7 @@ class Retriever:
         normalized = self.prepare(text)
         if not normalized:
             return Result(Decision.no_answer, text, normalized)
-        hits = self.index.search(self.embedder.encode([normalized])[0], k=k, text=normalized,
+        hits = self.index.search(self._query_vector(normalized), k=k, text=normalized,
                                  lexical=self.thresholds.lexical)
         owner = self.index.faq_of(normalized)
         if owner is not None:  # the merchant typed one of an FAQ's own phrasings: that FAQ, whatever the pooling

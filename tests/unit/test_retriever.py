@@ -76,3 +76,22 @@ def test_the_calibrated_lexical_weight_reaches_the_search(embedder):
     a, b = plain.search(question).hits[0], boosted.search(question).hits[0]
     assert a.faq_id == b.faq_id == 1
     assert b.score > a.score + 0.05  # the shared bigrams 抬头, 写错, 错了 add to the cosine
+
+
+def test_a_repeated_question_is_embedded_once(embedder):
+    class Counting:
+        def __init__(self, inner):
+            self.inner, self.dim, self.calls = inner, inner.dim, 0
+
+        def encode(self, texts, batch_size=32):
+            self.calls += 1
+            return self.inner.encode(texts, batch_size)
+
+    counting = Counting(embedder)
+    r = Retriever(counting, FaqIndex(embedder.dim))
+    r.index_faq(1, ["提现多久到账", "钱什么时候到银行卡"])
+    before = counting.calls
+    first = r.search("提现要多久？")
+    second = r.search("提现要多久")  # the same question once normalised
+    assert counting.calls == before + 1
+    assert first.hits[0].score == second.hits[0].score and first.hits[0].faq_id == 1

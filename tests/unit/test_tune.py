@@ -29,7 +29,8 @@ BROKEN = finetune.Recipe(epochs=1, batch_size=8, lr=2e-2, seed=7)  # a learning 
 def small_kb(tmp, templates, faqs: int = 8) -> Settings:
     """A copy of the seed database with only its first ``faqs`` FAQs published, and the unmodified model."""
     shutil.copyfile(templates.sqlite(), tmp / "test.db")
-    settings = make_settings(tmp, embedding_model="", kb_lexical_weights=[0.0, 0.3], kb_watch_seconds=0.2)
+    settings = make_settings(tmp, embedding_model="", kb_lexical_weights=[0.0, 0.3], kb_watch_seconds=0.2,
+                             kb_mean_with_base=False)
     engine = make_engine(settings.sqlalchemy_url)
     with engine.begin() as conn:
         conn.execute(text("UPDATE faqs SET status = 'archived' WHERE id NOT IN "
@@ -52,6 +53,8 @@ def runs(tmp_path_factory, templates):
     wrecked = settings.default_model_dir.parent / "kb-wrecked"
     finetune.train(settings.default_model_dir, wrecked, lambda rng: finetune.kb_examples(faqs, rng), BROKEN)
     serving.write(settings.serving_file, serving.Serving(str(wrecked), "2026-01-01T00:00:00+00:00", "wrecked"))
+    # The sound candidate is served as the product serves tuned models: beside the unmodified one.
+    settings = settings.model_copy(update={"kb_mean_with_base": True})
     better = tune.run(settings, GOOD, echo=lambda _: None, bar=False)
     return settings, worse, after_worse, better, wrecked
 
@@ -81,8 +84,10 @@ def test_a_better_candidate_is_promoted_with_its_thresholds_and_index(runs):
     assert pointer.model == better.model == better.candidate.model and pointer.run == better.run
     assert settings.model_path == pointer.model
     folder = settings.default_model_dir.parent / f"kb-{better.run}"
-    assert json.loads((folder / serving.THRESHOLDS_FILE).read_text(encoding="utf-8"))[folder.name]["answer"] > 0
-    assert (settings.index_dir / folder.name / "index.faiss").exists()  # built before the pointer moved
+    assert pointer.model == f"{folder},{settings.default_model_dir}"  # the mean of the tuned and unmodified model
+    name = f"{folder.name}+{settings.default_model_dir.name}"
+    assert json.loads((folder / serving.THRESHOLDS_FILE).read_text(encoding="utf-8"))[name]["answer"] > 0
+    assert (settings.index_dir / name / "index.faiss").exists()  # built before the pointer moved
     assert wrecked.exists()  # the model served before stays, to go back to
     assert tune.read_status(settings)["state"] == "promoted"
 
@@ -125,7 +130,7 @@ def test_the_api_switches_to_a_promoted_model_without_a_restart(tmp_path, templa
             searcher.join()
         assert model["name"] == promoted.model and model["promoted_at"] == "2026-12-04T18:00:00+00:00"
         assert failures == []
-        assert kb.retriever.embedder.name == promoted.model.rsplit("/", 1)[-1]
+        assert kb.retriever.embedder.name == "+".join(p.rsplit("/", 1)[-1] for p in promoted.model.split(","))
         hit = client.post("/internal/kb/search", json={"text": "保证金怎么退"},
                           headers={"X-Internal-Token": settings.internal_token})
         assert hit.status_code == 200

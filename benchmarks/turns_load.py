@@ -1,0 +1,330 @@
+"""Bot turns under load: the product (``POST /api/chat``) beside Rasa's REST webhook alone, same traffic, one run.
+
+Run: ``.venv/app/bin/python -m benchmarks.turns_load`` (defaults: SQLite and PostgreSQL, closed loop at 1, 10, 50
+and 200 sessions, open loop at 25–300 merchants, 20 s rounds). Writes ``benchmarks/results/turns_load.md``.
+
+For each backend, a fresh seeded database with 400 extra bench merchants and the real three processes
+(``devtools.stack.Stack``: API, Rasa, action server) on free ports, serving the model the product serves.
+Traffic: FAQ questions, progress lookups and greetings, each session a merchant of its own (one conversation).
+
+- **Closed loop**: N sessions each send their next message as soon as the reply is in. The product and
+  Rasa's webhook alone (``/webhooks/rest/webhook``, the same texts and metadata, so the same actions run and
+  call back into the API) take turns in rounds, so both see the same machine.
+- **Open loop**: M merchants each wait 5–10 s (uniform) between messages, like people typing; the largest M
+  whose p99 stays under 1 s is what the stack holds.
+
+Reported per level: turns/s, p50/p95/p99, errors (HTTP errors and timeouts), "busy" (the overload notice, 503),
+lost messages (sent and answered but not stored: must be 0), CPU seconds per turn of each process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import random
+import shutil
+import time
+import uuid
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+import numpy as np
+from sqlalchemy import func, select, text
+from sqlalchemy.orm import Session
+
+from api.db import make_engine
+from api.kb_service import index_folder
+from api.security import create_merchant_token
+from core.settings import REPO_ROOT, get_settings
+from devtools.prepare import ensure_database, rasa_model_path
+from devtools.stack import Stack
+from knowledge_base.embedder import identity
+
+from . import kb_common as kc
+from .service_api import free_port, machine_cpu, process_cpu
+
+TEXTS = ["保证金怎么退", "提现多久到账", "查一下我的工单进度", "你好", "发票抬头写错了怎么改", "货款为什么被冻结了",
+         "店铺被扣分了怎么申诉", "我的申诉到哪一步了"]
+BENCH_MERCHANTS = 5000
+TURNS_PER_CONVERSATION = 6  # then the session goes on as another merchant: conversations as long as real ones
+PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
+
+
+@dataclass
+class Sample:
+    seconds: float = 0.0
+    latencies: list[float] = field(default_factory=list)
+    errors: Counter = field(default_factory=Counter)
+    busy: int = 0
+    cpu: dict[str, float] = field(default_factory=dict)
+    machine: float = 0.0
+
+    def add(self, other: Sample) -> None:
+        self.seconds += other.seconds
+        self.latencies += other.latencies
+        self.errors.update(other.errors)
+        self.busy += other.busy
+        for k, v in other.cpu.items():
+            self.cpu[k] = self.cpu.get(k, 0.0) + v
+        self.machine += other.machine
+
+
+class Target:
+    """One system under test: how a session sends a message and what a success is."""
+
+    def __init__(self, name: str, stack: Stack, codes: list[str]):
+        self.name, self.stack, self.codes = name, stack, codes
+        s = stack.settings
+        self.tokens = {c: create_merchant_token(c, s.widget_secret, 120) for c in codes}
+        self.run_id = uuid.uuid4().hex[:6]
+        self.answered = 0  # the product's 200s and 503s over the whole run: each one's message must be stored
+        self.next_merchant = 0
+        self.current: dict[int, int] = {}  # session → merchant index
+
+    def merchant_for(self, session: int, n: int) -> int:
+        """A session talks as one merchant for TURNS_PER_CONVERSATION turns, then as the next unused one."""
+        if n % TURNS_PER_CONVERSATION == 0 or session not in self.current:
+            self.current[session] = self.next_merchant % len(self.codes)
+            self.next_merchant += 1
+        return self.current[session]
+
+    async def send(self, client: httpx.AsyncClient, session: int, n: int, sample: Sample) -> None:
+        code, text_ = self.codes[self.merchant_for(session, n)], TEXTS[(session + n) % len(TEXTS)]
+        started = time.perf_counter()
+        try:
+            if self.name == "product":
+                resp = await client.post(f"{self.stack.settings.api_url}/api/chat", json={"text": text_},
+                                         headers={"Authorization": f"Bearer {self.tokens[code]}"})
+            else:
+                resp = await client.post(f"{self.stack.settings.rasa_url}/webhooks/rest/webhook",
+                                         json={"sender": f"bench-{self.run_id}-{code}", "message": text_,
+                                               "metadata": {"merchant_id": code}})
+        except httpx.HTTPError as exc:
+            sample.errors[type(exc).__name__] += 1
+            return
+        if resp.status_code == 200:
+            sample.latencies.append(time.perf_counter() - started)
+            self.answered += 1
+        elif resp.status_code == 503 and self.name == "product" and "咨询人数较多" in resp.text:
+            sample.busy += 1
+            self.answered += 1
+        else:
+            sample.errors[f"HTTP {resp.status_code}"] += 1
+
+
+def tree_pids(stack: Stack) -> dict[str, list[int]]:
+    """Each service's process and its children (Rasa and the action server may fork)."""
+    out = {}
+    for name, pid in stack.pids().items():
+        pids, frontier = [pid], [pid]
+        while frontier:
+            p = frontier.pop()
+            try:
+                kids = Path(f"/proc/{p}/task/{p}/children").read_text().split()
+            except OSError:
+                kids = []
+            pids += [int(k) for k in kids]
+            frontier += [int(k) for k in kids]
+        out[name] = pids
+    return out
+
+
+def cpu_now(stack: Stack) -> dict[str, float]:
+    out = {}
+    for name, pids in tree_pids(stack).items():
+        total = 0.0
+        for p in pids:
+            try:
+                total += process_cpu(p)
+            except OSError:
+                pass
+        out[name] = total
+    return out
+
+
+async def closed_loop(target: Target, sessions: int, seconds: float) -> Sample:
+    sample = Sample()
+    limits = httpx.Limits(max_connections=sessions + 4, max_keepalive_connections=sessions + 4)
+    async with httpx.AsyncClient(timeout=60, limits=limits) as client:
+        deadline = time.perf_counter() + seconds
+        cpu0, m0, t0 = cpu_now(target.stack), machine_cpu(), time.perf_counter()
+
+        async def session(i: int) -> None:
+            n = 0
+            while time.perf_counter() < deadline:
+                await target.send(client, i, n, sample)
+                n += 1
+
+        await asyncio.gather(*(session(i) for i in range(sessions)))
+        cpu1, m1 = cpu_now(target.stack), machine_cpu()
+    sample.seconds = time.perf_counter() - t0
+    sample.cpu = {k: cpu1[k] - cpu0.get(k, 0.0) for k in cpu1}
+    sample.machine = m1 - m0
+    return sample
+
+
+async def open_loop(target: Target, merchants: int, seconds: float, rng: random.Random) -> Sample:
+    sample = Sample()
+    async with httpx.AsyncClient(timeout=60, limits=httpx.Limits(max_connections=merchants + 4)) as client:
+        deadline = time.perf_counter() + seconds
+        cpu0, m0, t0 = cpu_now(target.stack), machine_cpu(), time.perf_counter()
+
+        async def merchant(i: int) -> None:
+            n = 0
+            await asyncio.sleep(rng.uniform(0, 10))  # arrivals spread out, as they would be
+            while time.perf_counter() < deadline:
+                await target.send(client, i, n, sample)
+                n += 1
+                await asyncio.sleep(rng.uniform(5, 10))
+
+        await asyncio.gather(*(merchant(i) for i in range(merchants)))
+        cpu1, m1 = cpu_now(target.stack), machine_cpu()
+    sample.seconds = time.perf_counter() - t0
+    sample.cpu = {k: cpu1[k] - cpu0.get(k, 0.0) for k in cpu1}
+    sample.machine = m1 - m0
+    return sample
+
+
+def pct(values: list[float], q: float) -> str:
+    return f"{np.percentile(values, q) * 1000:.0f}" if values else "—"
+
+
+def row(label: str, system: str, level: int, s: Sample) -> list:
+    turns = len(s.latencies) + s.busy
+    per_turn = " / ".join(f"{s.cpu.get(k, 0) / max(turns, 1) * 1000:.0f}" for k in ("api", "rasa", "actions"))
+    return [label, system, level, f"{len(s.latencies) / max(s.seconds, 1e-9):.1f}", pct(s.latencies, 50),
+            pct(s.latencies, 95), pct(s.latencies, 99), sum(s.errors.values()), s.busy, per_turn,
+            f"{s.machine / max(s.seconds, 1e-9) * 100:.0f}%"]
+
+
+# --------------------------------------------------------------------------- the stack under test
+
+
+def prepare_backend(backend: str, root: Path) -> tuple[str, list[str]]:
+    """A fresh seeded database with the bench merchants; returns its URL and their codes."""
+    if backend == "sqlite":
+        url = f"sqlite:///{root / 'bench.db'}"
+    else:
+        import psycopg
+
+        name = f"sjzs_bench_turns_{uuid.uuid4().hex[:8]}"
+        with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{name}"')
+        url = PG_ADMIN.replace("postgresql://", "postgresql+psycopg://").rsplit("/", 1)[0] + f"/{name}"
+    ensure_database(url)
+    codes = [f"M3{i:05d}" for i in range(BENCH_MERCHANTS)]
+    engine = make_engine(url)
+    with engine.begin() as conn:
+        conn.execute(text("INSERT INTO merchants (code, name, main_category, created_at) "
+                          "VALUES (:code, :name, '服饰', CURRENT_TIMESTAMP)"),
+                     [{"code": c, "name": f"压测店铺{c}"} for c in codes])
+    engine.dispose()
+    return url, codes
+
+
+def drop_backend(url: str) -> None:
+    if url.startswith("postgresql"):
+        import psycopg
+
+        name = url.rsplit("/", 1)[1]
+        with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def start_stack(root: Path, url: str) -> Stack:
+    product = get_settings()
+    model = product.model_path
+    settings = product.model_copy(update={
+        "var_dir": root, "database_url": url, "embedding_model": model, "kb_index_dir": root / "index",
+        "api_port": free_port(), "rasa_port": free_port(), "action_port": free_port()})
+    saved = index_folder(product.index_dir, identity(model)[0])
+    if saved.exists():  # the same seed data: the product's saved index matches, no need to embed it again
+        shutil.copytree(saved, index_folder(settings.index_dir, identity(model)[0]))
+    stack = Stack(settings, echo=lambda _line: None, rasa_model=rasa_model_path(product))
+    stack.start(timeout=300)
+    return stack
+
+
+def stored_turns(url: str, codes: list[str]) -> int:
+    from api.models import Conversation, Merchant, Message, Sender
+
+    engine = make_engine(url)
+    with Session(engine) as db:
+        n = db.scalar(select(func.count(Message.id)).join(Conversation).join(Merchant)
+                      .where(Message.sender == Sender.merchant, Merchant.code.in_(codes)))
+    engine.dispose()
+    return int(n or 0)
+
+
+def run_backend(backend: str, args: argparse.Namespace) -> tuple[list[list], list[str]]:
+    root = REPO_ROOT / "var" / "bench-turns" / backend
+    shutil.rmtree(root, ignore_errors=True)
+    root.mkdir(parents=True)
+    url, codes = prepare_backend(backend, root)
+    stack = start_stack(root, url)
+    rows, notes = [], []
+    try:
+        targets = [Target("product", stack, codes), Target("rasa", stack, codes)]
+        for t in targets:  # warm-up: models, caches, connections
+            asyncio.run(closed_loop(t, 4, 5))
+        for level in args.closed:
+            totals = {t.name: Sample() for t in targets}
+            for _ in range(args.rounds):
+                for t in targets:
+                    totals[t.name].add(asyncio.run(closed_loop(t, level, args.seconds)))
+            for t in targets:
+                rows.append(row(f"{backend}, closed loop", "product" if t.name == "product" else "Rasa webhook alone",
+                                level, totals[t.name]))
+            p_prod, p_rasa = (np.percentile(totals[n].latencies, 50) if totals[n].latencies else float("nan")
+                              for n in ("product", "rasa"))
+            notes.append(f"{backend}, {level} sessions: product p50 / Rasa p50 = {p_prod / p_rasa:.2f}")
+        rng = random.Random(7)
+        for merchants in args.open:
+            for t in targets:
+                s = asyncio.run(open_loop(t, merchants, args.open_seconds, rng))
+                rows.append(row(f"{backend}, open loop (5–10 s think)", "product" if t.name == "product"
+                                else "Rasa webhook alone", merchants, s))
+        stored = stored_turns(url, codes)
+        notes.append(f"{backend}: merchant messages answered by the product {targets[0].answered}, stored {stored}, "
+                     f"lost {targets[0].answered - stored}")
+    finally:
+        stack.stop()
+        drop_backend(url)
+    return rows, notes
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--backend", nargs="+", choices=["sqlite", "postgresql"], default=["sqlite", "postgresql"])
+    parser.add_argument("--closed", nargs="+", type=int, default=[1, 10, 50, 200])
+    parser.add_argument("--open", nargs="+", type=int, default=[25, 50, 100, 200, 300])
+    parser.add_argument("--seconds", type=float, default=20.0, help="length of one closed-loop round")
+    parser.add_argument("--rounds", type=int, default=2, help="closed-loop rounds per system and level")
+    parser.add_argument("--open-seconds", type=float, default=60.0)
+    args = parser.parse_args(argv)
+    started = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    rows, notes = [], []
+    for backend in args.backend:
+        r, n = run_backend(backend, args)
+        rows += r
+        notes += n
+        print("\n".join(n), flush=True)
+    headers = ["traffic", "system", "sessions / merchants", "turns/s", "p50 ms", "p95 ms", "p99 ms", "errors",
+               "busy (overload notice)", "CPU ms per turn: API / Rasa / actions", "machine CPU"]
+    text_ = kc.header("Bot turns under load: the product beside Rasa's webhook alone", [
+        f"Machine: {kc.machine()}", f"Date: {started}",
+        f"Command: `python -m benchmarks.turns_load {' '.join(argv or [])}`".rstrip(),
+        f"Model served: {get_settings().model_path}",
+        "Closed loop: rounds alternate between the two systems at each level; open loop: each merchant waits "
+        "5–10 s between messages.", *notes])
+    out = text_ + "\n\n" + kc.table(headers, rows) + "\n"
+    kc.write_result("turns_load", out)
+    print(out)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
