@@ -145,20 +145,13 @@ def cpu_now(stack: Stack) -> dict[str, float]:
     return out
 
 
-async def closed_loop(target: Target, sessions: int, seconds: float) -> Sample:
+async def measured(target: Target, connections: int, traffic) -> Sample:
+    """Run ``traffic(client, sample)`` and add the time, the CPU of each process and of the machine."""
     sample = Sample()
-    limits = httpx.Limits(max_connections=sessions + 4, max_keepalive_connections=sessions + 4)
+    limits = httpx.Limits(max_connections=connections + 4, max_keepalive_connections=connections + 4)
     async with httpx.AsyncClient(timeout=60, limits=limits) as client:
-        deadline = time.perf_counter() + seconds
         cpu0, m0, t0 = cpu_now(target.stack), machine_cpu(), time.perf_counter()
-
-        async def session(i: int) -> None:
-            n = 0
-            while time.perf_counter() < deadline:
-                await target.send(client, i, n, sample)
-                n += 1
-
-        await asyncio.gather(*(session(i) for i in range(sessions)))
+        await traffic(client, sample)
         cpu1, m1 = cpu_now(target.stack), machine_cpu()
     sample.seconds = time.perf_counter() - t0
     sample.cpu = {k: cpu1[k] - cpu0.get(k, 0.0) for k in cpu1}
@@ -166,12 +159,25 @@ async def closed_loop(target: Target, sessions: int, seconds: float) -> Sample:
     return sample
 
 
-async def open_loop(target: Target, merchants: int, seconds: float, rng: random.Random) -> Sample:
-    sample = Sample()
-    async with httpx.AsyncClient(timeout=60, limits=httpx.Limits(max_connections=merchants + 4)) as client:
-        deadline = time.perf_counter() + seconds
-        cpu0, m0, t0 = cpu_now(target.stack), machine_cpu(), time.perf_counter()
+async def closed_loop(target: Target, sessions: int, seconds: float) -> Sample:
+    deadline = time.perf_counter() + seconds
 
+    async def traffic(client: httpx.AsyncClient, sample: Sample) -> None:
+        async def session(i: int) -> None:
+            n = 0
+            while time.perf_counter() < deadline:
+                await target.send(client, i, n, sample)
+                n += 1
+
+        await asyncio.gather(*(session(i) for i in range(sessions)))
+
+    return await measured(target, sessions, traffic)
+
+
+async def open_loop(target: Target, merchants: int, seconds: float, rng: random.Random) -> Sample:
+    deadline = time.perf_counter() + seconds
+
+    async def traffic(client: httpx.AsyncClient, sample: Sample) -> None:
         async def merchant(i: int) -> None:
             n = 0
             await asyncio.sleep(rng.uniform(0, 10))  # arrivals spread out, as they would be
@@ -181,11 +187,8 @@ async def open_loop(target: Target, merchants: int, seconds: float, rng: random.
                 await asyncio.sleep(rng.uniform(5, 10))
 
         await asyncio.gather(*(merchant(i) for i in range(merchants)))
-        cpu1, m1 = cpu_now(target.stack), machine_cpu()
-    sample.seconds = time.perf_counter() - t0
-    sample.cpu = {k: cpu1[k] - cpu0.get(k, 0.0) for k in cpu1}
-    sample.machine = m1 - m0
-    return sample
+
+    return await measured(target, merchants, traffic)
 
 
 def pct(values: list[float], q: float) -> str:
