@@ -217,6 +217,8 @@ class Gateway:
         self.push_messages(turn.replies)
         if turn.conversation.mode != mode_before:
             self.push_mode(turn.conversation)
+            if not turn.replies:  # another message handed the conversation to a person meanwhile: theirs now
+                self.hub.publish(AGENTS_CHANNEL, message_event(turn.merchant_message))
         return turn
 
     async def _system_reply(self, turn: Turn, text: str) -> Turn:
