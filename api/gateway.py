@@ -278,13 +278,11 @@ class Admission:
         self.queue, self.timeout, self.per_conversation = queue, timeout, per_conversation
         self.waiting = 0
         self.in_flight: dict[int, int] = {}
-        self.refused = 0  # since start: for /healthz and the benchmark
 
     @contextlib.asynccontextmanager
     async def turn(self, conversation_id: int):
         mine = self.in_flight.get(conversation_id, 0)
         if mine >= self.per_conversation or (self.slots.locked() and self.waiting >= self.queue):
-            self.refused += 1
             yield False
             return
         self.in_flight[conversation_id] = mine + 1
@@ -293,7 +291,6 @@ class Admission:
             try:
                 await asyncio.wait_for(self.slots.acquire(), self.timeout)
             except TimeoutError:
-                self.refused += 1
                 admitted = False
             else:
                 admitted = True
@@ -310,7 +307,3 @@ class Admission:
                 self.in_flight[conversation_id] = left
             else:
                 del self.in_flight[conversation_id]
-
-    def health(self) -> dict:
-        return {"in_flight": sum(self.in_flight.values()) - self.waiting, "waiting": self.waiting,
-                "refused": self.refused}

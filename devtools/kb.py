@@ -91,9 +91,7 @@ def run_calibration(settings: Settings, lexicals: list[float] | None = None) -> 
         "method": "calibration questions only (a tuned model)" if finetuned
         else "leave-one-out over KB phrasings + calibration questions"})
     target = (Path(model_folders(model_path)[0]) / serving.THRESHOLDS_FILE) if finetuned else THRESHOLDS_FILE
-    table = json.loads(target.read_text(encoding="utf-8")) if target.exists() else {}
-    table[embedder.name] = result
-    target.write_text(json.dumps(table, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+    serving.save_thresholds(target, embedder.name, result)
     return result
 
 

@@ -183,9 +183,6 @@ def load_kb(settings: Settings) -> tuple[list[finetune.KbFaq], dict[str, int], d
 def run(settings: Settings, recipe: finetune.Recipe | None = None, echo: Callable[[str], None] = print,
         bar: bool = True) -> Report:
     """One tuning run (see the module's docstring); raises TuneBusyError while another one runs."""
-    from api.kb_service import load_embedder
-    from knowledge_base import load_models
-
     recipe = recipe or recipe_from(settings)
     with run_lock(settings):
         run_id = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
@@ -195,7 +192,7 @@ def run(settings: Settings, recipe: finetune.Recipe | None = None, echo: Callabl
         status = {"state": "preparing", "run": run_id, "started_at": report.started_at}
         write_status(settings, **status)
         try:
-            _run(settings, recipe, report, status, echo, bar, load_embedder, load_models)
+            _run(settings, recipe, report, status, echo, bar)
         except BaseException as exc:
             write_status(settings, **{**status, "state": "failed", "detail": f"{type(exc).__name__}: {exc}"})
             raise
@@ -208,10 +205,20 @@ def run(settings: Settings, recipe: finetune.Recipe | None = None, echo: Callabl
         return report
 
 
-def _run(settings, recipe, report, status, echo, bar, load_embedder, load_models) -> None:
+def evaluation_set(settings: Settings, seed: int):
+    """The KB as training sees it, split into what is trained on and what is held back, plus the calibration
+    questions: (all FAQs, kept, held back, real-style, out-of-scope)."""
     faqs, ids, synonyms = load_kb(settings)
-    kept, held = hold_back(faqs, recipe.seed)
+    kept, held = hold_back(faqs, seed)
     real, oos = questions.load(ids, synonyms)
+    return faqs, kept, held, real, oos
+
+
+def _run(settings: Settings, recipe: finetune.Recipe, report: Report, status: dict, echo, bar: bool) -> None:
+    from api.kb_service import load_embedder
+    from knowledge_base import load_models
+
+    faqs, kept, held, real, oos = evaluation_set(settings, recipe.seed)
     lexicals = sorted(set(settings.kb_lexical_weights))
     report.faqs, report.phrasings = len(faqs), sum(len(f.phrasings) for f in faqs)
     report.held_back, report.real_style, report.out_of_scope = len(held), len(real), len(oos)
@@ -250,9 +257,7 @@ def _run(settings, recipe, report, status, echo, bar, load_embedder, load_models
 
     # Its thresholds live with it; its index is built before the pointer moves, so the switch is quick.
     write_status(settings, **{**status, "state": "indexing"})
-    (tuned_dir / serving.THRESHOLDS_FILE).write_text(
-        json.dumps({candidate.name: report.candidate.thresholds}, ensure_ascii=False, indent=2) + "\n",
-        encoding="utf-8")
+    serving.save_thresholds(tuned_dir / serving.THRESHOLDS_FILE, candidate.name, report.candidate.thresholds)
     _build_index(settings, candidate, candidate_path)
     previous = serving.read(settings.serving_file)
     serving.write(settings.serving_file, serving.Serving(candidate_path, _now(), report.run))
@@ -267,15 +272,11 @@ def recalibrate(settings: Settings, model_path: str) -> Score:
     thresholds in its first folder: e.g. after the calibration questions changed, or for a mean of models."""
     from knowledge_base import load_models
 
-    faqs, ids, synonyms = load_kb(settings)
-    kept, held = hold_back(faqs, settings.finetune_seed)
-    real, oos = questions.load(ids, synonyms)
+    _, kept, held, real, oos = evaluation_set(settings, settings.finetune_seed)
     embedder = load_models(model_path, prefix=settings.query_prefix, threads=os.cpu_count() or 2)
     result = score(embedder, model_path, kept, held, real, oos, sorted(set(settings.kb_lexical_weights)))
-    target = Path(model_folders(model_path)[0]) / serving.THRESHOLDS_FILE
-    table = json.loads(target.read_text(encoding="utf-8")) if target.exists() else {}
-    table[embedder.name] = result.thresholds
-    target.write_text(json.dumps(table, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+    serving.save_thresholds(Path(model_folders(model_path)[0]) / serving.THRESHOLDS_FILE, embedder.name,
+                            result.thresholds)
     return result
 
 

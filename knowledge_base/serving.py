@@ -44,6 +44,13 @@ def write(path: Path, serving: Serving) -> None:
     os.replace(tmp, path)
 
 
+def save_thresholds(path: Path, model_name: str, values: dict) -> None:
+    """Set one model's entry in a thresholds table (a model's own file, or data/kb_thresholds.json)."""
+    table = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+    table[model_name] = values
+    path.write_text(json.dumps(table, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+
+
 def stamp(path: Path) -> tuple[int, int] | None:
     """What changes when the pointer is rewritten (cheap to poll)."""
     try:
