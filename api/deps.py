@@ -20,7 +20,9 @@ from .models import Merchant, Role, User
 from .rasa_client import RasaClient
 
 
-def get_settings(request: Request) -> Settings:
+async def get_settings(request: Request) -> Settings:
+    # Dependencies that only read the app's state are ``async def``: FastAPI runs a plain ``def`` dependency
+    # in the threadpool, a thread hop per request for nothing.
     return request.app.state.settings
 
 
@@ -36,15 +38,15 @@ def get_session(request: Request) -> Iterator[Session]:
         session.close()
 
 
-def get_kb(request: Request) -> KnowledgeBase:
+async def get_kb(request: Request) -> KnowledgeBase:
     return request.app.state.kb
 
 
-def get_rasa(request: Request) -> RasaClient:
+async def get_rasa(request: Request) -> RasaClient:
     return request.app.state.rasa
 
 
-def get_gateway(request: Request) -> Gateway:
+async def get_gateway(request: Request) -> Gateway:
     return request.app.state.gateway
 
 
@@ -55,7 +57,7 @@ RasaDep = Annotated[RasaClient, Depends(get_rasa)]
 GatewayDep = Annotated[Gateway, Depends(get_gateway)]
 
 
-def require_internal_token(settings: SettingsDep, x_internal_token: str = Header(default="")) -> None:
+async def require_internal_token(settings: SettingsDep, x_internal_token: str = Header(default="")) -> None:
     """Calls between our own processes (the action server) carry a shared token."""
     if not hmac.compare_digest(x_internal_token.encode(), settings.internal_token.encode()):
         raise HTTPException(status_code=401, detail="内部接口需要有效的 X-Internal-Token")
@@ -133,10 +135,14 @@ def merchant_for_token(db: Session, settings: Settings, token: str) -> Merchant:
 PrincipalDep = Annotated[Principal, Depends(get_principal)]
 
 
-def current_merchant(principal: PrincipalDep) -> Merchant:
+def merchant_of(principal: Principal) -> Merchant:
     if principal.merchant is None:
         raise HTTPException(status_code=403, detail="该接口仅供商家使用")
     return principal.merchant
+
+
+async def current_merchant(principal: PrincipalDep) -> Merchant:
+    return merchant_of(principal)
 
 
 MerchantDep = Annotated[Merchant, Depends(current_merchant)]
@@ -150,8 +156,8 @@ def principal_only(request: Request, settings: SettingsDep, authorization: str =
         return get_principal(settings, db, authorization, x_internal_token, x_merchant_id)
 
 
-def merchant_only(principal: Annotated[Principal, Depends(principal_only)]) -> Merchant:
-    return current_merchant(principal)
+async def merchant_only(principal: Annotated[Principal, Depends(principal_only)]) -> Merchant:
+    return merchant_of(principal)
 
 
 MerchantOnlyDep = Annotated[Merchant, Depends(merchant_only)]
@@ -162,7 +168,7 @@ def require_roles(*roles: Role, finder=get_principal):
 
     ``finder``: how the caller is found (``principal_only`` for async routes that must hold no session)."""
 
-    def check(principal: Principal = Depends(finder)) -> Principal:  # noqa: B008 (FastAPI's idiom)
+    async def check(principal: Principal = Depends(finder)) -> Principal:  # noqa: B008 (FastAPI's idiom)
         if principal.user is None or (principal.role not in roles and principal.role != Role.admin):
             raise HTTPException(status_code=403, detail="没有权限执行此操作")
         return principal

@@ -6,7 +6,6 @@ import logging
 from contextlib import asynccontextmanager
 
 import anyio.to_thread
-import httpx
 import socketio
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
@@ -18,7 +17,7 @@ from .db import make_engine, make_sessionmaker
 from .gateway import Gateway
 from .hub import Hub
 from .kb_service import KnowledgeBase
-from .rasa_client import RasaClient
+from .rasa_client import RasaClient, http_session
 from .routes import (
     auth,
     chat,
@@ -42,7 +41,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-        logging.getLogger("httpx").setLevel(logging.WARNING)
         # One pooled connection per threadpool thread (+ the loader and index-saving threads).
         anyio.to_thread.current_default_thread_limiter().total_tokens = settings.threadpool_size
         engine = make_engine(settings.sqlalchemy_url, pool_size=settings.db_pool_size + 2)
@@ -50,8 +48,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.sessions = make_sessionmaker(engine)
         app.state.files = LocalFileStore(settings.evidence_dir)
         # Connections to Rasa and the action server are kept open and reused (loopback, many turns a second).
-        app.state.http = httpx.AsyncClient(limits=httpx.Limits(max_connections=settings.turn_concurrency + 8,
-                                                               max_keepalive_connections=settings.turn_concurrency + 8))
+        app.state.http = http_session(settings.turn_concurrency + 8)
         app.state.rasa = RasaClient(settings, app.state.http)
         await app.state.hub.start()
         app.state.gateway = Gateway(app.state.rasa, app.state.hub, app.state.sessions, settings)
@@ -60,7 +57,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         yield
         app.state.kb.close()
         await app.state.hub.close()
-        await app.state.http.aclose()
+        await app.state.http.close()
         engine.dispose()
 
     app = FastAPI(title="商家助手 API", version="0.1.0", lifespan=lifespan)

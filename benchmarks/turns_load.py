@@ -3,9 +3,10 @@
 Run: ``.venv/app/bin/python -m benchmarks.turns_load`` (defaults: SQLite and PostgreSQL, closed loop at 1, 10, 50
 and 200 sessions, open loop at 25–300 merchants, 20 s rounds). Writes ``benchmarks/results/turns_load.md``.
 
-For each backend, a fresh seeded database with 400 extra bench merchants and the real three processes
+For each backend, a fresh seeded database with 5,000 extra bench merchants and the real three processes
 (``devtools.stack.Stack``: API, Rasa, action server) on free ports, serving the model the product serves.
-Traffic: FAQ questions, progress lookups and greetings, each session a merchant of its own (one conversation).
+Traffic: FAQ questions (most in merchants' own words, some repeated chips), progress lookups and greetings; a
+session talks as one merchant for 6 turns, then as a new one.
 
 - **Closed loop**: N sessions each send their next message as soon as the reply is in. The product and
   Rasa's webhook alone (``/webhooks/rest/webhook``, the same texts and metadata, so the same actions run and
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import random
 import shutil
 import time
@@ -41,13 +43,18 @@ from api.security import create_merchant_token
 from core.settings import REPO_ROOT, get_settings
 from devtools.prepare import ensure_database, rasa_model_path
 from devtools.stack import Stack
+from kb_training import questions
 from knowledge_base.embedder import identity
 
 from . import kb_common as kc
 from .service_api import free_port, machine_cpu, process_cpu
 
-TEXTS = ["保证金怎么退", "提现多久到账", "查一下我的工单进度", "你好", "发票抬头写错了怎么改", "货款为什么被冻结了",
-         "店铺被扣分了怎么申诉", "我的申诉到哪一步了"]
+HOT = ["保证金怎么退", "提现多久到账", "货款为什么被冻结了"]  # the widget's chips: the same words every time
+PROGRESS = ["查一下我的工单进度", "我的申诉到哪一步了"]
+GREETING = "你好"
+OPENERS = ["", "请问", "你好，", "想问下", "麻烦问一下，", "咨询一下", "客服，", "急！"]
+# Of every 8 turns: 4 merchant-style questions in words of their own, 1 chip, 2 progress lookups, 1 greeting.
+MIX = ["varied", "varied", "hot", "progress", "varied", "greeting", "varied", "progress"]
 BENCH_MERCHANTS = 5000
 TURNS_PER_CONVERSATION = 6  # then the session goes on as another merchant: conversations as long as real ones
 PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -61,6 +68,7 @@ class Sample:
     busy: int = 0
     cpu: dict[str, float] = field(default_factory=dict)
     machine: float = 0.0
+    rss: dict[str, float] = field(default_factory=dict)  # at the end of the level, MiB
 
     def add(self, other: Sample) -> None:
         self.seconds += other.seconds
@@ -70,6 +78,7 @@ class Sample:
         for k, v in other.cpu.items():
             self.cpu[k] = self.cpu.get(k, 0.0) + v
         self.machine += other.machine
+        self.rss = other.rss or self.rss
 
 
 class Target:
@@ -84,6 +93,14 @@ class Target:
         self.next_merchant = 0
         self.current: dict[int, int] = {}  # session → merchant index
 
+    def text_for(self, session: int, n: int) -> str:
+        kind = MIX[(session + n) % len(MIX)]
+        if kind == "varied":  # new to the embedding cache until the pool is used up (one pool for both systems)
+            return VARIED[next(VARIED_NEXT) % len(VARIED)]
+        if kind == "hot":
+            return HOT[(session + n) % len(HOT)]
+        return PROGRESS[(session + n) % len(PROGRESS)] if kind == "progress" else GREETING
+
     def merchant_for(self, session: int, n: int) -> int:
         """A session talks as one merchant for TURNS_PER_CONVERSATION turns, then as the next unused one."""
         if n % TURNS_PER_CONVERSATION == 0 or session not in self.current:
@@ -92,7 +109,7 @@ class Target:
         return self.current[session]
 
     async def send(self, client: httpx.AsyncClient, session: int, n: int, sample: Sample) -> None:
-        code, text_ = self.codes[self.merchant_for(session, n)], TEXTS[(session + n) % len(TEXTS)]
+        code, text_ = self.codes[self.merchant_for(session, n)], self.text_for(session, n)
         started = time.perf_counter()
         try:
             if self.name == "product":
@@ -115,6 +132,21 @@ class Target:
             sample.errors[f"HTTP {resp.status_code}"] += 1
 
 
+def varied_questions() -> list[str]:
+    """The calibration set's merchant-style questions (data/calibration/in_scope.yml, product data, not the
+    benchmark's held-out questions), each with each opener: 5,936 different texts, in a fixed shuffled order."""
+    import yaml
+
+    rows = yaml.safe_load(questions.CALIBRATION_IN_SCOPE.read_text(encoding="utf-8"))["questions"]
+    texts = [opener + r["q"] for r in rows for opener in OPENERS]
+    random.Random(11).shuffle(texts)
+    return texts
+
+
+VARIED = varied_questions()
+VARIED_NEXT = itertools.count()
+
+
 def tree_pids(stack: Stack) -> dict[str, list[int]]:
     """Each service's process and its children (Rasa and the action server may fork)."""
     out = {}
@@ -129,6 +161,22 @@ def tree_pids(stack: Stack) -> dict[str, list[int]]:
             pids += [int(k) for k in kids]
             frontier += [int(k) for k in kids]
         out[name] = pids
+    return out
+
+
+def rss_now(stack: Stack) -> dict[str, float]:
+    """Resident memory of each service (its processes together), MiB."""
+    out = {}
+    for name, pids in tree_pids(stack).items():
+        total = 0
+        for p in pids:
+            try:
+                for line in Path(f"/proc/{p}/status").read_text().splitlines():
+                    if line.startswith("VmRSS:"):
+                        total += int(line.split()[1])
+            except OSError:
+                pass
+        out[name] = total / 1024
     return out
 
 
@@ -156,6 +204,7 @@ async def measured(target: Target, connections: int, traffic) -> Sample:
     sample.seconds = time.perf_counter() - t0
     sample.cpu = {k: cpu1[k] - cpu0.get(k, 0.0) for k in cpu1}
     sample.machine = m1 - m0
+    sample.rss = rss_now(target.stack)
     return sample
 
 
@@ -200,7 +249,8 @@ def row(label: str, system: str, level: int, s: Sample) -> list:
     per_turn = " / ".join(f"{s.cpu.get(k, 0) / max(turns, 1) * 1000:.0f}" for k in ("api", "rasa", "actions"))
     return [label, system, level, f"{len(s.latencies) / max(s.seconds, 1e-9):.1f}", pct(s.latencies, 50),
             pct(s.latencies, 95), pct(s.latencies, 99), sum(s.errors.values()), s.busy, per_turn,
-            f"{s.machine / max(s.seconds, 1e-9) * 100:.0f}%"]
+            f"{s.machine / max(s.seconds, 1e-9) * 100:.0f}%",
+            " / ".join(f"{s.rss.get(k, 0):.0f}" for k in ("api", "rasa", "actions"))]
 
 
 # --------------------------------------------------------------------------- the stack under test
@@ -316,15 +366,16 @@ def main(argv: list[str] | None = None) -> int:
         notes += n
         print("\n".join(n), flush=True)
     headers = ["traffic", "system", "sessions / merchants", "turns/s", "p50 ms", "p95 ms", "p99 ms", "errors",
-               "busy (overload notice)", "CPU ms per turn: API / Rasa / actions", "machine CPU"]
+               "busy (overload notice)", "CPU ms per turn: API / Rasa / actions", "machine CPU",
+               "memory MiB: API / Rasa / actions"]
     text_ = kc.header("Bot turns under load: the product beside Rasa's webhook alone", [
-        f"Machine: {kc.machine()}", f"Date: {started}",
-        f"Command: `python -m benchmarks.turns_load {' '.join(argv or [])}`".rstrip(),
-        f"Model served: {get_settings().model_path}",
+        f"Started: {started}", f"Model served: {get_settings().model_path}",
         "Closed loop: rounds alternate between the two systems at each level; open loop: each merchant waits "
-        "5–10 s between messages.", *notes])
+        "5–10 s between messages.",
+        "Traffic, of every 8 turns: 4 merchant-style questions in their own words (never the same text twice until "
+        "5,936 are used), 1 chip (the same words each time), 2 progress lookups, 1 greeting.", *notes])
     out = text_ + "\n\n" + kc.table(headers, rows) + "\n"
-    kc.write_result("turns_load", out)
+    kc.write_result("turns_load.md", out)
     print(out)
     return 0
 

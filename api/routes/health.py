@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
+import aiohttp
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
@@ -32,8 +33,8 @@ async def _rasa(rasa: RasaDep) -> dict:
 
 async def _action_server(request: Request, url: str) -> dict:
     try:
-        resp = await request.app.state.http.get(f"{url}/health", timeout=2.0)
-        resp.raise_for_status()
+        async with request.app.state.http.get(f"{url}/health", timeout=aiohttp.ClientTimeout(total=2.0)) as resp:
+            resp.raise_for_status()
         return {"status": "ok"}
     except Exception as exc:
         return {"status": "down", "detail": f"动作服务不可用：{type(exc).__name__}"}
