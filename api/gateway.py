@@ -110,7 +110,7 @@ def notification_event(note: Notification) -> dict:
 
 def mode_event(conv: Conversation) -> dict:
     return {"type": "mode", "conversation_id": conv.id, "mode": conv.mode.value,
-            "mode_label": labels.CONVERSATION_MODE[conv.mode]}
+            "mode_label": labels.CONVERSATION_MODE[conv.mode], "assigned_agent_id": conv.assigned_agent_id}
 
 
 def typing_event(conversation_id: int, who: str, typing: bool = True) -> dict:
@@ -148,6 +148,15 @@ class Gateway:
     def push_messages(self, msgs: list[Message]) -> None:
         for msg in msgs:
             self.hub.publish(conv_channel(msg.conversation_id), message_event(msg))
+
+    def push_handover(self, changes) -> None:
+        """Steps between the bot and the agents (``services.handover.Change``): each new message to the merchant's
+        widget and to every agent's console, then the conversation's new state."""
+        for change in changes:
+            for msg in change.messages:
+                self.hub.publish(conv_channel(msg.conversation_id), message_event(msg))
+                self.hub.publish(AGENTS_CHANNEL, message_event(msg))
+            self.push_mode(change.conversation)
 
     def push_mode(self, conv: Conversation) -> None:
         event = mode_event(conv)

@@ -1,6 +1,14 @@
 """Chinese names of enum values, as merchants and agents read them."""
 
-from .models import AppealReason, AppealStatus, CaseKind, CaseStatus, ConversationMode
+from .models import (
+    AppealReason,
+    AppealStatus,
+    Availability,
+    CaseKind,
+    CaseStatus,
+    ConversationMode,
+    HandoffReason,
+)
 
 CASE_KIND = {
     CaseKind.withdrawal: "提现", CaseKind.deposit_refund: "保证金退还", CaseKind.invoice: "发票",
@@ -23,3 +31,8 @@ CONVERSATION_MODE = {
     ConversationMode.bot: "智能助手", ConversationMode.waiting_agent: "排队等待人工",
     ConversationMode.agent: "人工服务中", ConversationMode.closed: "已结束",
 }
+HANDOFF_REASON = {
+    HandoffReason.merchant_asked: "商家要求转人工", HandoffReason.not_understood: "连续两次没听懂",
+    HandoffReason.upset: "情绪激动", HandoffReason.none_matched: "都不是",
+}
+AVAILABILITY = {Availability.online: "在线", Availability.busy: "忙碌", Availability.offline: "离线"}

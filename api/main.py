@@ -21,6 +21,7 @@ from .rasa_client import RasaClient, http_session
 from .routes import (
     auth,
     chat,
+    console,
     conversations,
     health,
     internal,
@@ -67,7 +68,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # The widget runs on the merchant back-office's origin and calls us with a bearer token (no cookies).
     app.add_middleware(CORSMiddleware, allow_origins=settings.widget_origins, allow_credentials=False,
                        allow_methods=["GET", "POST", "PUT", "DELETE"], allow_headers=["Authorization", "Content-Type"])
-    for module in (health, auth, chat, merchant, conversations, widget, staff, kb_admin, internal, realtime, pages):
+    for module in (health, auth, chat, merchant, conversations, widget, staff, console, kb_admin, internal, realtime,
+                   pages):
         app.include_router(module.router)
     pages.mount_static(app)
     return app

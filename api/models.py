@@ -48,6 +48,14 @@ class Role(enum.StrEnum):
     admin = "admin"
 
 
+class Availability(enum.StrEnum):
+    """An agent's availability in the console: only ``online`` agents are given new conversations."""
+
+    online = "online"     # 在线
+    busy = "busy"         # 忙碌
+    offline = "offline"   # 离线
+
+
 class Merchant(Base):
     __tablename__ = "merchants"
 
@@ -70,6 +78,9 @@ class User(Base):
     role: Mapped[Role] = mapped_column(_enum(Role))
     is_active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = ts(default=utcnow)
+    availability: Mapped[Availability] = mapped_column(_enum(Availability), default=Availability.offline)
+    last_seen_at: Mapped[datetime | None] = ts(nullable=True)      # the console's last sign of life
+    last_assigned_at: Mapped[datetime | None] = ts(nullable=True)  # for round-robin assignment
 
 
 # --------------------------------------------------------------------------- service cases
@@ -246,12 +257,20 @@ class ConversationMode(enum.StrEnum):
     closed = "closed"
 
 
+class HandoffReason(enum.StrEnum):
+    merchant_asked = "merchant_asked"    # 商家要求转人工
+    not_understood = "not_understood"    # 连续两次没听懂
+    upset = "upset"                      # 情绪激动
+    none_matched = "none_matched"        # 都不是（您是想问里一个都不对）
+
+
 class Conversation(Base):
     __tablename__ = "conversations"
 
     id: Mapped[int] = mapped_column(primary_key=True)
     merchant_id: Mapped[int] = mapped_column(ForeignKey("merchants.id"), index=True)
-    mode: Mapped[ConversationMode] = mapped_column(_enum(ConversationMode), default=ConversationMode.bot)
+    mode: Mapped[ConversationMode] = mapped_column(_enum(ConversationMode), default=ConversationMode.bot,
+                                                  index=True)
     assigned_agent_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), nullable=True)
     rating: Mapped[int | None] = mapped_column(Integer, nullable=True)  # 1–5 at the end
     rating_comment: Mapped[str] = mapped_column(Text, default="")
@@ -260,6 +279,11 @@ class Conversation(Base):
     closed_at: Mapped[datetime | None] = ts(nullable=True)
     # The rasa-webchat session id when the conversation came in through the Socket.IO channel.
     channel_session: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
+    # Escalation to a person: why, since when it waits, when an agent took it and first answered.
+    handoff_reason: Mapped[HandoffReason | None] = mapped_column(_enum(HandoffReason), nullable=True)
+    waiting_since: Mapped[datetime | None] = ts(nullable=True)
+    taken_at: Mapped[datetime | None] = ts(nullable=True)
+    first_agent_reply_at: Mapped[datetime | None] = ts(nullable=True)
 
     messages: Mapped[list[Message]] = relationship(back_populates="conversation", order_by="Message.id")
 
@@ -413,3 +437,41 @@ class UnansweredQuestion(Base):
     top_score: Mapped[float | None] = mapped_column(nullable=True)
     resolved: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = ts(default=utcnow, index=True)
+
+
+class ConversationNote(Base):
+    """An agent's private note on a conversation: never sent to the merchant, never in their history."""
+
+    __tablename__ = "conversation_notes"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    conversation_id: Mapped[int] = mapped_column(ForeignKey("conversations.id"), index=True)
+    author_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    text: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = ts(default=utcnow)
+
+
+class CannedReply(Base):
+    """常用语: an agent's own (``owner_id``) or shared by admins (``owner_id`` empty)."""
+
+    __tablename__ = "canned_replies"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    owner_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), nullable=True, index=True)
+    title: Mapped[str] = mapped_column(String(50))
+    text: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = ts(default=utcnow)
+
+
+class AuditEvent(Base):
+    """Who did what to a conversation, case or appeal, and when: takes, transfers, closes, notes, reviews."""
+
+    __tablename__ = "audit_events"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[datetime] = ts(default=utcnow)
+    actor: Mapped[str] = mapped_column(String(64))
+    action: Mapped[str] = mapped_column(String(30))
+    conversation_id: Mapped[int | None] = mapped_column(ForeignKey("conversations.id"), nullable=True, index=True)
+    subject: Mapped[str] = mapped_column(String(40), default="")  # a case or appeal number
+    detail: Mapped[str] = mapped_column(Text, default="")

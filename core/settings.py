@@ -87,6 +87,14 @@ class Settings(BaseSettings):
     turns_per_conversation: int = 3
     rasa_timeout_s: float = 30.0
     max_message_chars: int = Field(default=2000, ge=1)
+    # The agent console: at most this many conversations per agent at once (more wait in the queue), an agent
+    # whose console has given no sign of life for this long counts as offline, a queued conversation is overdue
+    # (flagged in the queue) after this long, and the targets the console shows each conversation against.
+    agent_max_conversations: int = Field(default=5, ge=1)
+    agent_idle_offline_minutes: float = Field(default=10.0, gt=0)
+    queue_overdue_seconds: int = Field(default=180, ge=10)
+    sla_first_response_seconds: int = Field(default=60, ge=1)
+    sla_resolution_minutes: int = Field(default=30, ge=1)
 
     @property
     def api_url(self) -> str:

@@ -5,12 +5,13 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends, Header, HTTPException
 from pydantic import BaseModel, Field
 
-from .. import crud
-from ..deps import GatewayDep, KbDep, SessionDep, require_internal_token
+from .. import crud, labels
+from ..deps import GatewayDep, KbDep, SessionDep, SettingsDep, require_internal_token
 from ..kb_service import KbUnavailableError
-from ..models import ConversationMode, FaqStatus, Sender
+from ..models import FaqStatus, HandoffReason, User
 from ..schemas import KbHit, KbSearchRequest, KbSearchResponse
 from ..services import faqs as faq_service
+from ..services import handover
 
 KB_WAIT_S = 20.0
 router = APIRouter(prefix="/internal", tags=["internal"], dependencies=[Depends(require_internal_token)])
@@ -50,20 +51,24 @@ def kb_faq(faq_id: int, db: SessionDep) -> KbHit:
 
 
 class HandoffIn(BaseModel):
+    kind: str = Field(default="merchant_asked", description="merchant_asked / not_understood / upset / none_matched")
     reason: str = Field(default="", max_length=200)
 
 
-@router.post("/conversations/{conversation_id}/handoff", summary="转人工：会话进入客服队列")
-def handoff(conversation_id: int, body: HandoffIn, db: SessionDep, gateway: GatewayDep,
+@router.post("/conversations/{conversation_id}/handoff", summary="转人工：会话进入客服队列（有空闲客服时直接分配）")
+def handoff(conversation_id: int, body: HandoffIn, db: SessionDep, gateway: GatewayDep, settings: SettingsDep,
             x_merchant_id: str = Header(default="")) -> dict:
+    try:
+        kind = HandoffReason(body.kind)
+    except ValueError:
+        raise HTTPException(status_code=422, detail="转人工原因不在可选范围内") from None
     merchant = crud.get_merchant_by_code(db, x_merchant_id.strip())
     conv = crud.get_conversation(db, merchant, conversation_id) if merchant else None
     if conv is None:
         raise HTTPException(status_code=404, detail="会话不存在")
-    if conv.mode in (ConversationMode.bot, ConversationMode.closed):
-        conv.mode = ConversationMode.waiting_agent
-        msg = crud.add_message(db, conv, Sender.system, f"已转人工：{body.reason or '商家要求'}")
-        db.commit()
-        gateway.push_messages([msg])
-        gateway.push_mode(conv)
-    return {"conversation_id": conv.id, "mode": conv.mode.value}
+    change = handover.escalate(db, conv, kind, f"已转人工：{body.reason or labels.HANDOFF_REASON[kind]}")
+    changes = [change, *handover.assign_waiting(db, settings)] if change else []
+    db.commit()
+    gateway.push_handover(changes)
+    agent = db.get(User, conv.assigned_agent_id) if conv.assigned_agent_id else None
+    return {"conversation_id": conv.id, "mode": conv.mode.value, "agent_name": agent.display_name if agent else None}

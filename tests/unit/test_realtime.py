@@ -117,7 +117,8 @@ def test_agents_feed_carries_the_queue_and_merchants_messages_in_their_conversat
         client.post(f"/internal/conversations/{conv}/handoff", json={"reason": "商家要求"},
                     headers={"X-Internal-Token": database.internal_token, "X-Merchant-Id": "M10002"})
         queued = receive_until(feed, "mode")
-        assert queued == {"type": "mode", "conversation_id": conv, "mode": "waiting_agent", "mode_label": "排队等待人工"}
+        assert queued == {"type": "mode", "conversation_id": conv, "mode": "waiting_agent", "mode_label": "排队等待人工",
+                          "assigned_agent_id": None}
         ws.send_json({"type": "typing"})
         assert receive_until(feed, "typing")["who"] == "merchant"
         ws.send_json({"type": "message", "text": "我的货款什么时候解冻", "client_id": "q1"})
