@@ -36,6 +36,15 @@ def _faq_entity(tracker: Tracker) -> int | None:
     return None
 
 
+def understood(tracker: Tracker, decision: str, hits: list[dict]) -> dict:
+    """What the bot made of the message, for the agent who may take the conversation over (the widget does not
+    show it): Rasa's intent and confidence, the knowledge base's decision and the FAQs it answered or offered."""
+    intent = tracker.latest_message.get("intent") or {}
+    return {"intent": intent.get("name"), "confidence": round(float(intent.get("confidence") or 0), 3),
+            "decision": decision, "faqs": [{"id": h["faq_id"], "question": h["question"], "score": round(h["score"], 3)}
+                                           for h in hits[:3]]}
+
+
 class ActionAnswerQuestion(Action):
     def name(self) -> str:
         return "action_answer_question"
@@ -62,21 +71,26 @@ class ActionAnswerQuestion(Action):
             return []
 
         decision, hits = result["decision"], result["hits"]
+        seen = understood(tracker, decision, hits)
         if decision == "answer":
-            self._answer(dispatcher, hits[0])
+            self._answer(dispatcher, hits[0], seen)
             return [SlotSet("misunderstandings", 0)]
         if misunderstood + 1 >= MISUNDERSTANDINGS_BEFORE_HANDOFF:
             return [SlotSet("misunderstandings", 0), FollowupAction("action_handoff")]
         if decision == "clarify":
             buttons = [{"title": h["question"], "payload": f'/ask_question{{"faq_id": "{h["faq_id"]}"}}'}
                        for h in hits[:3]]
-            dispatcher.utter_message(text=CLARIFY, buttons=[*buttons, {"title": "都不是", "payload": "/request_human"}])
+            dispatcher.utter_message(text=CLARIFY, buttons=[*buttons, {"title": "都不是", "payload": "/request_human"}],
+                                     json_message={"type": "kb_clarify", "understood": seen})
         else:
-            dispatcher.utter_message(text=NO_ANSWER, buttons=[HUMAN_BUTTON])
+            dispatcher.utter_message(text=NO_ANSWER, buttons=[HUMAN_BUTTON],
+                                     json_message={"type": "kb_no_answer", "understood": seen})
         return [SlotSet("misunderstandings", misunderstood + 1)]
 
     @staticmethod
-    def _answer(dispatcher: CollectingDispatcher, faq: dict) -> None:
+    def _answer(dispatcher: CollectingDispatcher, faq: dict, seen: dict | None = None) -> None:
         buttons = [LINKED_ACTIONS[faq["action"]]] if faq.get("action") in LINKED_ACTIONS else []
-        dispatcher.utter_message(text=faq["answer"], buttons=buttons,
-                                 json_message={"type": "faq_answer", "faq_id": faq["faq_id"], "feedback": True})
+        custom = {"type": "faq_answer", "faq_id": faq["faq_id"], "feedback": True}
+        if seen:
+            custom["understood"] = seen
+        dispatcher.utter_message(text=faq["answer"], buttons=buttons, json_message=custom)

@@ -1,4 +1,4 @@
-"""Pages and files for browsers: the widget script and the demo merchant back-office."""
+"""Pages and files for browsers: the widget script, the demo merchant back-office and the agents' console."""
 
 from __future__ import annotations
 
@@ -42,6 +42,12 @@ def demo_page(settings: SettingsDep) -> FileResponse:
     return FileResponse(WEB_DIR / "demo" / "index.html", media_type="text/html; charset=utf-8")
 
 
+@router.get("/console")
+def console_page() -> FileResponse:
+    """The agents' console (it signs in with a staff account; the API checks every call)."""
+    return FileResponse(WEB_DIR / "console" / "index.html", media_type="text/html; charset=utf-8")
+
+
 @router.get("/demo/merchants")
 def demo_merchant_list(settings: SettingsDep) -> list[dict]:
     _demo_only(settings)
@@ -61,6 +67,7 @@ def demo_token(request: Request, settings: SettingsDep, merchant: str = Query(ma
 def mount_static(app: FastAPI) -> None:
     app.mount("/widget", StaticFiles(directory=WEB_DIR / "widget"), name="widget")
     app.mount("/demo/static", StaticFiles(directory=WEB_DIR / "demo"), name="demo-static")
+    app.mount("/console/static", StaticFiles(directory=WEB_DIR / "console"), name="console-static")
 
 
 @router.get("/favicon.ico")

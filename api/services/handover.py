@@ -56,8 +56,13 @@ def system_message(db: Session, conv: Conversation, text: str) -> Message:
     return crud.add_message(db, conv, Sender.system, text)
 
 
+def agent_label(agent: User) -> str:
+    """How merchants see an agent's name: 客服小林, never 客服 客服小林."""
+    return agent.display_name if agent.display_name.startswith("客服") else f"客服 {agent.display_name}"
+
+
 def joined_text(agent: User) -> str:
-    return f"客服 {agent.display_name} 已接入，正在为您服务"
+    return f"{agent_label(agent)} 已接入，正在为您服务"
 
 
 # --------------------------------------------------------------------------- agents
@@ -201,7 +206,7 @@ def transfer(db: Session, conversation_id: int, agent: User, to_id: int, note: s
     if note.strip():
         db.add(ConversationNote(conversation_id=conv.id, author_id=agent.id, text=f"【转交给 {target.display_name}】{note.strip()}"))
     audit(db, agent.username, "transfer", conv.id, detail=f"转给 {target.username}：{note.strip()}")
-    return Change(conv, [system_message(db, conv, f"已为您转接客服 {target.display_name}，请稍候")])
+    return Change(conv, [system_message(db, conv, f"已为您转接{agent_label(target)}，请稍候")])
 
 
 def close(db: Session, conversation_id: int, agent: User) -> Change:

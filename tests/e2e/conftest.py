@@ -65,11 +65,8 @@ def browser():
 @pytest.fixture
 def page(browser, request):
     """A fresh browser profile per test; a screenshot of the end state is kept in test-artifacts/."""
-    context = browser.new_context(viewport={"width": 1280, "height": 860}, locale="zh-CN")
-    context.set_default_timeout(90_000)
-    pg = context.new_page()
-    pg.errors = []
-    pg.on("pageerror", lambda exc: pg.errors.append(str(exc)))
+    pg = new_page(browser)
+    context = pg.context
     yield pg
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     try:
@@ -77,6 +74,16 @@ def page(browser, request):
             pg.screenshot(path=str(ARTIFACTS / f"{request.node.name}.png"))
     finally:
         context.close()
+
+
+def new_page(browser, width: int = 1280, height: int = 860):
+    """A page in a browser profile of its own; the page's script errors are collected in ``page.errors``."""
+    context = browser.new_context(viewport={"width": width, "height": height}, locale="zh-CN")
+    context.set_default_timeout(90_000)
+    pg = context.new_page()
+    pg.errors = []
+    pg.on("pageerror", lambda exc: pg.errors.append(str(exc)))
+    return pg
 
 
 def screenshot(page, name: str) -> None:

@@ -132,6 +132,9 @@ def agent_headers(api) -> dict:
 
 def test_handoff_pauses_the_bot_until_the_agent_hands_back(api):
     chat = Chat(api, "M10002")
+    answered = chat.say("保证金怎么退")
+    seen = [m["custom"] for m in answered["messages"] if (m.get("custom") or {}).get("understood")]
+    assert seen and seen[0]["understood"]["decision"] == "answer" and seen[0]["understood"]["intent"]
     body = chat.say("转人工")
     assert "转接人工客服" in joined(body) and body["mode"] == "waiting_agent"
     quiet = chat.say("我的货款什么时候解冻？")
@@ -139,7 +142,7 @@ def test_handoff_pauses_the_bot_until_the_agent_hands_back(api):
 
     agent = agent_headers(api)
     queue = api.get("/api/staff/conversations", headers=agent).json()
-    assert chat.id in [c["id"] for c in queue]
+    assert [c["handoff_reason"] for c in queue if c["id"] == chat.id] == ["merchant_asked"]
     assert api.post(f"/api/staff/conversations/{chat.id}/take", headers=agent).status_code == 200
     api.post(f"/api/staff/conversations/{chat.id}/reply", json={"text": "您好，我帮您看一下冻结原因"}, headers=agent)
     history = chat.get(f"/api/conversations/{chat.id}")["messages"]
@@ -157,6 +160,8 @@ def test_two_misunderstandings_in_a_row_hand_over_to_a_person(api):
     assert first["mode"] == "bot"
     second = chat.say("qwerty 嗯嗯那个啥玩意儿")
     assert second["mode"] == "waiting_agent" and "转接人工客服" in joined(second)
+    detail = api.get(f"/api/staff/conversations/{chat.id}", headers=agent_headers(api)).json()
+    assert detail["conversation"]["handoff_reason"] == "not_understood"
 
 
 def test_complaints_go_to_a_person(api):

@@ -296,6 +296,8 @@
       case "mode":
         if (this.conversation && ev.conversation_id === this.conversation.id) {
           this.conversation.mode = ev.mode; this.setMode(ev.mode);
+          // the agent ended the conversation: ask for the 1–5 rating
+          if (ev.mode === "closed" && !this.conversation.rating) this.showRating();
         }
         break;
       case "notification":
@@ -343,6 +345,7 @@
      reconnect (the server stores a client id once, so nothing is lost or doubled). */
   Widget.prototype.send = function (text, payload) {
     var item = { client_id: uid(), text: text, payload: payload || null };
+    this._typedAt = 0;  // the next message's first keystroke shows "正在输入" to the agent at once
     this.pending.push(item);
     store(this.key("pending"), this.pending);
     this.drawPending(item);
