@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from contextlib import asynccontextmanager
 
@@ -12,7 +13,7 @@ from fastapi.middleware.cors import CORSMiddleware
 
 from core.settings import Settings, get_settings
 
-from . import errors
+from . import errors, queue_watch
 from .db import make_engine, make_sessionmaker
 from .gateway import Gateway
 from .hub import Hub
@@ -55,7 +56,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.gateway = Gateway(app.state.rasa, app.state.hub, app.state.sessions, settings)
         app.state.kb = KnowledgeBase(settings, app.state.sessions)
         app.state.kb.start()
+        queue_clock = asyncio.create_task(queue_watch.watch(app.state.sessions, settings, app.state.gateway))
         yield
+        queue_clock.cancel()
+        await asyncio.gather(queue_clock, return_exceptions=True)
         app.state.kb.close()
         await app.state.hub.close()
         await app.state.http.close()

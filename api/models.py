@@ -284,6 +284,7 @@ class Conversation(Base):
     waiting_since: Mapped[datetime | None] = ts(nullable=True)
     taken_at: Mapped[datetime | None] = ts(nullable=True)
     first_agent_reply_at: Mapped[datetime | None] = ts(nullable=True)
+    overdue_notified_at: Mapped[datetime | None] = ts(nullable=True)  # told it waits too long, offered 留言
 
     messages: Mapped[list[Message]] = relationship(back_populates="conversation", order_by="Message.id")
 

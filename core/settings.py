@@ -92,7 +92,8 @@ class Settings(BaseSettings):
     # (flagged in the queue) after this long, and the targets the console shows each conversation against.
     agent_max_conversations: int = Field(default=5, ge=1)
     agent_idle_offline_minutes: float = Field(default=10.0, gt=0)
-    queue_overdue_seconds: int = Field(default=180, ge=10)
+    queue_overdue_seconds: int = Field(default=180, ge=1)
+    queue_check_seconds: float = Field(default=10.0, gt=0)  # how often the API looks for overdue conversations
     sla_first_response_seconds: int = Field(default=60, ge=1)
     sla_resolution_minutes: int = Field(default=30, ge=1)
 

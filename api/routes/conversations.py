@@ -1,4 +1,4 @@
-"""A merchant's conversations: history, feedback on answers, the closing rating."""
+"""A merchant's conversations: history, feedback on answers, the closing rating, 留言 when the queue is long."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from sqlalchemy import select
 from .. import crud, presenters, schemas
 from ..deps import GatewayDep, MerchantDep, SessionDep
 from ..models import Conversation, ConversationMode, Feedback, Message, Sender, utcnow
+from ..services import handover
 
 router = APIRouter(prefix="/api", tags=["conversations"])
 NOT_FOUND = "会话不存在"
@@ -72,3 +73,28 @@ def rate(conversation_id: int, body: schemas.RatingIn, merchant: MerchantDep, db
     db.commit()
     gateway.push_mode(conv)
     return presenters.conversation(conv)
+
+
+class LeaveMessageIn(schemas.BaseModel):
+    text: str = schemas.Field(min_length=1, max_length=2000)
+
+
+class LeaveMessageOut(schemas.BaseModel):
+    case_number: str
+    conversation: schemas.ConversationOut
+
+
+@router.post("/conversations/{conversation_id}/leave-message", response_model=LeaveMessageOut, status_code=201,
+             summary="排队太久时留言：生成一个工单，会话结束")
+def leave_message(conversation_id: int, body: LeaveMessageIn, merchant: MerchantDep, db: SessionDep,
+                  gateway: GatewayDep) -> LeaveMessageOut:
+    conv = crud.get_conversation(db, merchant, conversation_id)
+    if conv is None:
+        raise HTTPException(status_code=404, detail=NOT_FOUND)
+    try:
+        change, case = handover.leave_message(db, conv, body.text, merchant.code)
+    except handover.HandoverError as exc:
+        raise HTTPException(status_code=exc.status, detail=exc.detail) from None
+    db.commit()
+    gateway.push_handover([change])
+    return LeaveMessageOut(case_number=case.number, conversation=presenters.conversation(conv))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, HTTPException
+from fastapi import APIRouter, HTTPException, Query
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
@@ -15,6 +15,7 @@ from ..models import (
     Appeal,
     AppealStatus,
     CaseStatus,
+    Conversation,
     Merchant,
     Role,
     ServiceCase,
@@ -22,13 +23,18 @@ from ..models import (
 )
 from ..services import appeals as appeal_service
 from ..services import cases as case_service
-from ..services import notifications
+from ..services import handover, notifications
 
 router = APIRouter(prefix="/api/staff", tags=["staff"])
 
 
 def _merchant_code(db, merchant_id: int) -> str:
     return db.get(Merchant, merchant_id).code
+
+
+def _known(db, conversation_id: int | None) -> int | None:
+    """The conversation an action was taken from, if it exists (for its audit trail)."""
+    return conversation_id if conversation_id and db.get(Conversation, conversation_id) else None
 
 
 def _notify(gateway, note) -> None:
@@ -52,14 +58,17 @@ def case(number: str, _: AgentDep, db: SessionDep) -> schemas.CaseDetail:
 
 
 @router.post("/cases/{number}/events", response_model=schemas.CaseDetail, summary="更新工单进度")
-def advance_case(number: str, body: schemas.CaseAdvance, _: AgentDep, db: SessionDep,
-                 gateway: GatewayDep) -> schemas.CaseDetail:
+def advance_case(number: str, body: schemas.CaseAdvance, staff: AgentDep, db: SessionDep, gateway: GatewayDep,
+                 conversation_id: int | None = Query(default=None, ge=1, le=2**31 - 1,
+                                                     description="在控制台里处理某个会话时传入，记入该会话的操作记录"),
+                 ) -> schemas.CaseDetail:
     try:
         status = CaseStatus(body.status)
     except ValueError:
         raise HTTPException(status_code=422, detail="工单状态不在可选范围内") from None
     c = case_service.find_case(db, number, None)
     case_service.advance(db, c, status, body.note, body.expected_done_at)
+    handover.audit(db, staff.actor, "case", _known(db, conversation_id), c.number, f"{status.value}：{body.note}")
     note = notifications.case_changed(db, c, body.note)
     db.commit()
     _notify(gateway, note)
@@ -81,14 +90,16 @@ def appeal(number: str, _: AgentDep, db: SessionDep) -> schemas.AppealDetail:
 
 
 @router.post("/appeals/{number}/review", response_model=schemas.AppealDetail, summary="审核申诉")
-def review_appeal(number: str, body: schemas.AppealReview, staff: AgentDep, db: SessionDep,
-                  gateway: GatewayDep) -> schemas.AppealDetail:
+def review_appeal(number: str, body: schemas.AppealReview, staff: AgentDep, db: SessionDep, gateway: GatewayDep,
+                  conversation_id: int | None = Query(default=None, ge=1, le=2**31 - 1),
+                  ) -> schemas.AppealDetail:
     try:
         status = AppealStatus(body.status)
     except ValueError:
         raise HTTPException(status_code=422, detail="审核结果不在可选范围内") from None
     a = appeal_service.find_appeal(db, number, None, lock=True)
     appeal_service.review(db, a, status, body.note, staff.actor)
+    handover.audit(db, staff.actor, "review", _known(db, conversation_id), a.number, f"{status.value}：{body.note}")
     note = notifications.appeal_changed(db, a, body.note)
     db.commit()
     _notify(gateway, note)

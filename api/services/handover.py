@@ -14,10 +14,13 @@ from sqlalchemy.orm import Session
 
 from core.settings import Settings
 
-from .. import crud
+from .. import crud, numbers
 from ..models import (
     AuditEvent,
     Availability,
+    CaseEvent,
+    CaseKind,
+    CaseStatus,
     Conversation,
     ConversationMode,
     ConversationNote,
@@ -25,6 +28,7 @@ from ..models import (
     Message,
     Role,
     Sender,
+    ServiceCase,
     User,
     utcnow,
 )
@@ -245,6 +249,52 @@ def notes(db: Session, conversation_id: int) -> list[tuple[ConversationNote, str
     rows = db.execute(select(ConversationNote, User.display_name).join(User, User.id == ConversationNote.author_id)
                       .where(ConversationNote.conversation_id == conversation_id).order_by(ConversationNote.id))
     return [(n, name) for n, name in rows]
+
+
+OVERDUE_TEXT = ("当前排队的商家较多，客服暂时无法接入。您可以继续等待，也可以点「留言」留下您的问题，"
+                "我们会为您创建工单并尽快处理。")
+
+
+def notify_overdue(db: Session, settings: Settings) -> list[Change]:
+    """Conversations queued longer than ``queue_overdue_seconds``: tell the merchant once and offer 留言."""
+    cutoff = utcnow() - timedelta(seconds=settings.queue_overdue_seconds)
+    rows = db.scalars(select(Conversation).where(Conversation.mode == ConversationMode.waiting_agent,
+                                                 Conversation.waiting_since < cutoff,
+                                                 Conversation.overdue_notified_at.is_(None)).limit(100)).all()
+    changes = []
+    for conv in rows:
+        won = db.execute(update(Conversation).where(Conversation.id == conv.id,
+                                                    Conversation.mode == ConversationMode.waiting_agent,
+                                                    Conversation.overdue_notified_at.is_(None))
+                         .values(overdue_notified_at=utcnow()))
+        if won.rowcount != 1:  # another API instance told them, or an agent took it meanwhile
+            continue
+        db.refresh(conv)
+        msg = crud.add_message(db, conv, Sender.system, OVERDUE_TEXT, {"custom": {"type": "queue_overdue"}})
+        changes.append(Change(conv, [msg]))
+    return changes
+
+
+def leave_message(db: Session, conv: Conversation, text: str, actor: str) -> tuple[Change, ServiceCase]:
+    """The merchant stops waiting and leaves the question: it becomes a service case they can track."""
+    text = text.strip()
+    if not text:
+        raise HandoverError(422, "留言内容不能为空")
+    if conv.mode != ConversationMode.waiting_agent:
+        raise HandoverError(409, "会话已不在排队中，客服可以直接在这里回复您")
+    number = numbers.new_number(numbers.CASE)
+    while db.scalar(select(ServiceCase.id).where(ServiceCase.number == number)) is not None:
+        number = numbers.new_number(numbers.CASE)
+    case = ServiceCase(number=number, merchant_id=conv.merchant_id, kind=CaseKind.other,
+                       title=f"留言：{text[:40]}", status=CaseStatus.submitted)
+    db.add(case)
+    db.flush()
+    db.add(CaseEvent(case_id=case.id, at=utcnow(), status=CaseStatus.submitted, note=text))
+    conv.mode, conv.closed_at = ConversationMode.closed, utcnow()
+    audit(db, actor, "leave_message", conv.id, case.number)
+    msg = system_message(db, conv, f"已收到您的留言，工单号 {case.number}。客服会尽快处理，"
+                                   "您可以随时说「查一下工单进度」查看。")
+    return Change(conv, [msg]), case
 
 
 def merchant_filter(q: str):

@@ -226,3 +226,48 @@ def test_only_agents_and_admins_work_in_the_console(client, database):
     assert client.post(f"/api/staff/conversations/{conv}/take", headers=editor).status_code == 403
     assert client.get("/api/staff/conversations").status_code == 401
     assert client.get("/api/staff/conversations", headers=login(client, database, "admin")).status_code == 200
+
+
+def test_a_merchant_waiting_too_long_is_told_once_and_may_leave_a_message(client, database):
+    from api.queue_watch import check
+
+    conv = escalate(client, database, "M10002")
+    agent, merchant = login(client, database, "agent01"), merchant_headers(database, "M10002")
+    sessions = client.app.state.sessions
+    assert [c.conversation.id for c in check(sessions, database) if c.messages] == []  # not overdue yet
+    with Session(create_engine(database.sqlalchemy_url)) as db:
+        from datetime import timedelta
+
+        from api.models import Conversation, utcnow
+
+        db.get(Conversation, conv).waiting_since = utcnow() - timedelta(seconds=database.queue_overdue_seconds + 5)
+        db.commit()
+    told = [c for c in check(sessions, database) if c.conversation.id == conv]
+    assert len(told) == 1 and told[0].messages[0].payload["custom"]["type"] == "queue_overdue"
+    assert [c for c in check(sessions, database) if c.conversation.id == conv] == []  # once only
+    history = client.get(f"/api/conversations/{conv}", headers=merchant).json()["messages"]
+    assert any((m["payload"] or {}).get("custom", {}).get("type") == "queue_overdue" for m in history)
+
+    assert client.post(f"/api/conversations/{conv}/leave-message", json={"text": "  "},
+                       headers=merchant).status_code == 422
+    left = client.post(f"/api/conversations/{conv}/leave-message", json={"text": "货款冻结了三天还没解冻，请尽快处理"},
+                       headers=merchant)
+    assert left.status_code == 201, left.text
+    number = left.json()["case_number"]
+    assert number.startswith("GD") and left.json()["conversation"]["mode"] == "closed"
+    assert client.post(f"/api/conversations/{conv}/leave-message", json={"text": "再问一次"},
+                       headers=merchant).status_code == 409
+    other = merchant_headers(database, "M10001")
+    assert client.post(f"/api/conversations/{conv}/leave-message", json={"text": "别人的会话"},
+                       headers=other).status_code == 404
+    case = client.get(f"/api/cases/{number}", headers=merchant).json()
+    assert case["timeline"][0]["note"] == "货款冻结了三天还没解冻，请尽快处理"
+    assert conv not in [c["id"] for c in client.get("/api/staff/conversations?view=queue", headers=agent).json()]
+
+    # the agent works the case from the console: it lands on the timeline and in the conversation's audit trail
+    moved = client.post(f"/api/staff/cases/{number}/events?conversation_id={conv}",
+                        json={"status": "processing", "note": "已联系财务核实"}, headers=agent)
+    assert moved.status_code == 200 and moved.json()["status"] == "processing"
+    detail = client.get(f"/api/staff/conversations/{conv}", headers=agent).json()
+    assert [(a["actor"], a["action"]) for a in detail["audit"]][-2:] == [("M10002", "leave_message"),
+                                                                          ("agent01", "case")]

@@ -7,7 +7,11 @@
   var SENDER = { merchant: "商家", bot: "商家助手", agent: "客服", system: "系统" };
   var DECISION = { answer: "直接回答", clarify: "您是想问", no_answer: "未能回答" };
   var AUDIT = { escalate: "转人工", assign: "自动分配", take: "接入", transfer: "转接", close: "结束会话",
-                release: "交还机器人", note: "添加备注" };
+                release: "交还机器人", note: "添加备注", "case": "更新工单", review: "审核申诉" };
+  var CASE_NEXT = [["processing", "处理中"], ["need_info", "待补充资料"], ["resolved", "已完成"], ["rejected", "未通过"],
+                   ["closed", "已关闭"]];
+  var APPEAL_NEXT = [["reviewing", "审核中"], ["need_more", "需补充材料"], ["approved", "通过"], ["rejected", "驳回"]];
+  var APPEAL_OPEN = ["pending", "reviewing", "need_more"];
 
   var state = {
     token: sessionStorage.getItem(TOKEN_KEY) || "", me: null, view: "queue", q: "", lists: {}, current: null,
@@ -524,15 +528,31 @@
     box.appendChild(el("h4", "", "进行中的工单（" + p.open_cases.length + "）"));
     p.open_cases.forEach(function (c) {
       var it = el("div", "item");
+      it.dataset.number = c.number;
       it.appendChild(el("div", "", c.number + " · " + c.title + " · " + c.status_label));
       var tl = el("ul", "tl");
       (c.timeline || []).slice(-3).forEach(function (e) { tl.appendChild(el("li", "", e.status_label + " " + (e.note || ""))); });
       it.appendChild(tl);
+      it.appendChild(workForm(CASE_NEXT, "更新进度", function (status, note) {
+        return api("POST", "/api/staff/cases/" + encodeURIComponent(c.number) + "/events?conversation_id=" + state.current,
+                   { status: status, note: note });
+      }));
       box.appendChild(it);
     });
     box.appendChild(el("h4", "", "申诉（" + p.appeals.length + "）"));
     p.appeals.forEach(function (a) {
-      box.appendChild(el("div", "item", a.number + " · " + a.status_label + (a.penalty_number ? " · 判罚 " + a.penalty_number : "")));
+      var it = el("div", "item");
+      it.dataset.number = a.number;
+      it.appendChild(el("div", "", a.number + " · " + a.status_label + (a.penalty_number ? " · 判罚 " + a.penalty_number : "")
+        + (a.penalty_rule ? "（" + a.penalty_rule + "）" : "")));
+      if (a.description) it.appendChild(el("div", "hint", a.description.slice(0, 120)));
+      if (APPEAL_OPEN.indexOf(a.status) >= 0) {
+        it.appendChild(workForm(APPEAL_NEXT, "提交审核", function (status, note) {
+          return api("POST", "/api/staff/appeals/" + encodeURIComponent(a.number) + "/review?conversation_id=" + state.current,
+                     { status: status, note: note });
+        }));
+      }
+      box.appendChild(it);
     });
     var audit = $("audit");
     clear(audit);
@@ -540,6 +560,28 @@
       audit.appendChild(el("li", "", new Date(a.at).toLocaleString("zh-CN") + " " + a.actor + " " +
         (AUDIT[a.action] || a.action) + (a.detail ? "：" + a.detail : "")));
     });
+  }
+
+  function workForm(choices, label, submit) {  // move a case or an appeal on: a status and a note for the merchant
+    var form = el("form", "work");
+    var sel = el("select");
+    choices.forEach(function (c) { var o = el("option", "", c[1]); o.value = c[0]; sel.appendChild(o); });
+    var note = el("input");
+    note.placeholder = "说明（商家会在进度里看到）";
+    note.maxLength = 2000;
+    var go = el("button", "", label);
+    var msg = el("span", "hint");
+    form.appendChild(sel); form.appendChild(note); form.appendChild(go); form.appendChild(msg);
+    form.addEventListener("submit", function (ev) {
+      ev.preventDefault();
+      if (!note.value.trim()) { msg.textContent = "请填写说明"; return; }
+      go.disabled = true;
+      submit(sel.value, note.value.trim()).then(function () {
+        msg.textContent = "已更新，商家已收到提醒";
+        return openConversation(state.current, true);
+      }).catch(function (err) { msg.textContent = err.message; go.disabled = false; });
+    });
+    return form;
   }
 
   function drawNotes(notes) {

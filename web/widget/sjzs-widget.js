@@ -67,6 +67,9 @@
     ".foot textarea{flex:1;resize:none;border:1px solid #d0d3d9;border-radius:8px;padding:8px;font:inherit;height:40px;max-height:110px}",
     ".foot button{background:#ff5c35;color:#fff;border:0;border-radius:8px;padding:0 14px;height:40px;font-size:14px;cursor:pointer}",
     ".rate{background:#fff;border-radius:10px;padding:12px;text-align:center}",
+    ".row.sys .leave{display:block;margin:6px auto 0;background:#fff;border:1px solid #ff5c35;color:#ff5c35;border-radius:14px;padding:3px 14px;cursor:pointer}",
+    ".leave-box textarea{width:100%;margin:6px 0;border:1px solid #d0d3d9;border-radius:8px;padding:6px;font:inherit;height:54px}",
+    ".leave-box .go{background:#ff5c35;color:#fff;border:0;border-radius:8px;padding:6px 16px;cursor:pointer}",
     ".stars button{font-size:26px;border:0;background:none;color:#d0d3d9;cursor:pointer;padding:0 2px}.stars button.on{color:#ffb400}",
     ".rate textarea{width:100%;margin:8px 0;border:1px solid #d0d3d9;border-radius:8px;padding:6px;font:inherit;height:54px}",
     ".rate .go{background:#ff5c35;color:#fff;border:0;border-radius:8px;padding:6px 16px;cursor:pointer}",
@@ -297,7 +300,7 @@
         if (this.conversation && ev.conversation_id === this.conversation.id) {
           this.conversation.mode = ev.mode; this.setMode(ev.mode);
           // the agent ended the conversation: ask for the 1–5 rating
-          if (ev.mode === "closed" && !this.conversation.rating) this.showRating();
+          if (ev.mode === "closed" && !this.conversation.rating && !this._leftMessage) this.showRating();
         }
         break;
       case "notification":
@@ -470,6 +473,7 @@
       row.appendChild(el("div", "bubble", m.text));
     } else if (m.sender === "system") {
       row = el("div", "row sys", m.text);
+      if ((payload.custom || {}).type === "queue_overdue") this.drawLeaveMessage(row);
     } else {
       row = el("div", "row " + (m.sender === "agent" ? "agent" : "bot"));
       row.appendChild(el("div", "who", m.sender === "agent" ? "人工客服 · " + (payload.agent_name || "客服") : "商家助手"));
@@ -482,6 +486,33 @@
     row.dataset.id = m.id;
     this.log.appendChild(row);
     this.scroll();
+  };
+
+  // The queue is long: the merchant may leave the question instead of waiting; it becomes a service case.
+  Widget.prototype.drawLeaveMessage = function (row) {
+    var self = this;
+    if (!this.conversation || this.conversation.mode !== "waiting_agent") return;
+    var open = el("button", "leave", "留言");
+    var box = el("div", "leave-box");
+    open.onclick = function () {
+      open.style.display = "none";
+      var text = el("textarea");
+      text.placeholder = "请描述您的问题，客服会通过工单回复您";
+      text.maxLength = 2000;
+      var go = el("button", "go", "提交留言");
+      var msg = el("div", "err-line");
+      go.onclick = function () {
+        if (!text.value.trim()) { msg.textContent = "请先写下您的问题"; return; }
+        go.disabled = true;
+        self._leftMessage = true;  // no rating for a conversation no person took part in
+        self.api("POST", "/api/conversations/" + self.conversation.id + "/leave-message", { text: text.value })
+          .then(function (r) { box.textContent = ""; box.appendChild(el("div", "", "留言已提交，工单号 " + r.case_number)); })
+          .catch(function (err) { self._leftMessage = false; go.disabled = false; msg.textContent = err.message; });
+      };
+      box.appendChild(text); box.appendChild(go); box.appendChild(msg);
+    };
+    row.appendChild(open);
+    row.appendChild(box);
   };
 
   Widget.prototype.drawButtons = function (row, buttons) {

@@ -26,6 +26,7 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column("waiting_since", sa.DateTime(timezone=True), nullable=True))
         batch_op.add_column(sa.Column("taken_at", sa.DateTime(timezone=True), nullable=True))
         batch_op.add_column(sa.Column("first_agent_reply_at", sa.DateTime(timezone=True), nullable=True))
+        batch_op.add_column(sa.Column("overdue_notified_at", sa.DateTime(timezone=True), nullable=True))
         batch_op.create_index("ix_conversations_mode", ["mode"], unique=False)
     op.create_table(
         "conversation_notes",
@@ -71,7 +72,7 @@ def downgrade() -> None:
     op.drop_table("conversation_notes")
     with op.batch_alter_table("conversations") as batch_op:
         batch_op.drop_index("ix_conversations_mode")
-        for col in ("first_agent_reply_at", "taken_at", "waiting_since", "handoff_reason"):
+        for col in ("overdue_notified_at", "first_agent_reply_at", "taken_at", "waiting_since", "handoff_reason"):
             batch_op.drop_column(col)
     with op.batch_alter_table("users") as batch_op:
         for col in ("last_assigned_at", "last_seen_at", "availability"):

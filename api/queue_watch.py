@@ -1,0 +1,36 @@
+"""The queue's clock: every ``queue_check_seconds`` the API tells merchants who have waited too long (and offers
+留言), and hands waiting conversations to agents who have room. Safe with several API instances: each step is a
+conditional UPDATE, so only one instance acts on a conversation."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from sqlalchemy.orm import Session, sessionmaker
+from starlette.concurrency import run_in_threadpool
+
+from core.settings import Settings
+
+from .gateway import Gateway
+from .services import handover
+
+log = logging.getLogger(__name__)
+
+
+def check(sessions: sessionmaker[Session], settings: Settings) -> list[handover.Change]:
+    with sessions() as db:
+        changes = handover.notify_overdue(db, settings) + handover.assign_waiting(db, settings)
+        db.commit()
+        return changes
+
+
+async def watch(sessions: sessionmaker[Session], settings: Settings, gateway: Gateway) -> None:
+    while True:
+        await asyncio.sleep(settings.queue_check_seconds)
+        try:
+            changes = await run_in_threadpool(check, sessions, settings)
+        except Exception:  # the database is away for a moment: try again next round
+            log.exception("queue check failed")
+            continue
+        gateway.push_handover(changes)
