@@ -83,6 +83,7 @@ class MerchantProfile(schemas.BaseModel):
     name: str
     main_category: str
     open_cases: list[schemas.CaseDetail]
+    penalties: list[schemas.PenaltyOut]
     appeals: list[schemas.AppealDetail]
     conversations: int
 
@@ -188,9 +189,13 @@ def _profile(db, merchant: Merchant) -> MerchantProfile:
     cases = [c for c in case_service.list_cases(db, merchant, only_open=True, limit=10)
              if c.status in OPEN_CASE_STATUSES]
     appeals = appeal_service.list_appeals(db, merchant)[:10]
+    open_ids = appeal_service.open_appeal_penalty_ids(db, merchant)
+    penalties = [presenters.penalty(p, appeal_service.appeal_blocker(p, open_ids))
+                 for p in appeal_service.list_penalties(db, merchant)[:10]]
     n = db.scalar(select(func.count(Conversation.id)).where(Conversation.merchant_id == merchant.id))
     return MerchantProfile(code=merchant.code, name=merchant.name, main_category=merchant.main_category,
                            open_cases=[presenters.case_detail(c, merchant.code) for c in cases],
+                           penalties=penalties,
                            appeals=[presenters.appeal_detail(a, merchant.code) for a in appeals],
                            conversations=int(n or 0))
 

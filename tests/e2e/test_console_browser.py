@@ -102,9 +102,33 @@ def test_an_agent_takes_a_conversation_from_the_queue_and_hands_it_back(page, ag
     expect(agent_page.locator("#notes li").first).to_contain_text("已告知时效")
     screenshot(agent_page, "console-conversation")
 
+    # a canned reply of the agent's own, picked with /
+    agent_page.locator(".side .tabs button", has_text="常用语").click()
+    agent_page.fill("#canned-title", "稍等")
+    agent_page.fill("#canned-text", "好的，我这边帮您核实一下，请稍等片刻。")
+    agent_page.locator("#canned-form button").click()
+    expect(agent_page.locator("#canned-list li").first).to_contain_text("稍等")
+    agent_page.fill("#input", "")
+    agent_page.locator("#input").type("/稍")
+    expect(agent_page.locator("#canned li").first).to_contain_text("帮您核实")
+    agent_page.locator("#input").press("Enter")
+    expect(agent_page.locator("#input")).to_have_value("好的，我这边帮您核实一下，请稍等片刻。")
+    agent_page.locator("#input").press("Enter")
+    expect(w.rows("agent").last).to_contain_text("帮您核实")
+
+    # the merchant's case moved on from the console: the widget gets the 服务进度提醒 live
+    agent_page.locator(".side .tabs button", has_text="商家信息").click()
+    case = agent_page.locator('#profile .item[data-number="GD2611210005"]')
+    case.locator("select").select_option("processing")
+    case.locator("input").fill("已受理豁免申请，正在核对揽收记录")
+    case.locator("button").click()
+    expect(agent_page.locator("#audit")).to_contain_text("更新工单")
+    expect(page.locator("#sjzs-widget .notice").last).to_contain_text("GD2611210005")
+
     # reload the console: nothing lost
     agent_page.reload()
-    expect(agent_page.locator("#log .msg.agent").last).to_contain_text("我是客服阿杰")
+    expect(agent_page.locator("#log .msg.agent").filter(has_text="我是客服阿杰")).to_have_count(1)
+    expect(agent_page.locator("#notes li").first).to_contain_text("已告知时效")
 
     # hand back: the bot answers the next question
     agent_page.locator("#btn-release").click()
@@ -148,3 +172,33 @@ def test_a_kb_editor_cannot_use_the_console(agent_page, api):
     agent_page.click("#login-form button")
     expect(agent_page.locator("#login-error")).to_have_text("该账号没有客服权限")
     expect(agent_page.locator("#app")).to_be_hidden()
+
+
+def test_a_merchant_who_waits_too_long_leaves_a_message_and_gets_a_case(page, api, stack):
+    from datetime import timedelta
+
+    from sqlalchemy import create_engine, update
+
+    from api.models import Conversation, utcnow
+
+    w = Widget(page, api, "M10001").open()
+    page.locator("#sjzs-widget .head button.human").click()
+    expect(page.locator("#sjzs-widget .mode")).to_have_text("正在为您转接人工客服…")
+    engine = create_engine(stack.settings.sqlalchemy_url)  # nobody took it for longer than the limit
+    with engine.begin() as conn:
+        conn.execute(update(Conversation).where(Conversation.id == w.conversation_id)
+                     .values(waiting_since=utcnow() - timedelta(seconds=stack.settings.queue_overdue_seconds + 60)))
+    engine.dispose()
+    leave = page.locator("#sjzs-widget .row.sys .leave")
+    expect(leave).to_be_visible()  # the API's queue clock told the merchant
+    leave.click()
+    page.locator("#sjzs-widget .leave-box textarea").fill("大促期间发货延迟被判罚，想申请豁免，请客服联系我")
+    page.locator("#sjzs-widget .leave-box .go").click()
+    expect(page.locator("#sjzs-widget .leave-box")).to_contain_text("工单号 GD")
+    expect(w.rows("sys").filter(has_text="已收到您的留言")).to_have_count(1)
+    expect(page.locator("#sjzs-widget .rate")).to_have_count(0)
+    screenshot(page, "widget-leave-message")
+    conv = api.get(f"/api/conversations/{w.conversation_id}", headers=w.headers).json()
+    assert conv["mode"] == "closed"
+    cases = api.get("/api/cases", headers=w.headers).json()
+    assert any(c["title"].startswith("留言：大促期间发货延迟") for c in cases)

@@ -224,6 +224,7 @@
       l1.appendChild(el("span", "name", c.merchant_name + "（" + c.merchant_code + "）"));
       var wait = el("span", "wait");
       wait.dataset.since = c.mode === "waiting_agent" ? c.waiting_since || "" : "";
+      if (c.mode === "agent" && c.taken_at && !c.first_agent_reply_at) wait.dataset.taken = c.taken_at;
       l1.appendChild(wait);
       li.appendChild(l1);
       var l2 = el("div", "l2");
@@ -239,7 +240,14 @@
 
   function tick() {  // waiting times and SLA, every second
     var overdue = state.me ? state.me.queue_overdue_seconds : 180;
+    var sla = state.me ? state.me.sla_first_response_seconds : 60;
     Array.prototype.forEach.call(document.querySelectorAll(".wait"), function (w) {
+      if (w.dataset.taken) {  // taken but not answered yet: against the first-response target
+        var late = secondsSince(w.dataset.taken) > sla;
+        w.textContent = (late ? "首次响应超时 · " : "待首次回复 · ") + since(w.dataset.taken);
+        w.classList.toggle("overdue", late);
+        return;
+      }
       var s = w.dataset.since;
       w.textContent = s ? "已等待 " + since(s) : "";
       w.classList.toggle("overdue", !!s && secondsSince(s) > overdue);
@@ -441,8 +449,37 @@
   // ------------------------------------------------------------------ canned replies (常用语)
 
   function loadCanned() {
-    api("GET", "/api/staff/canned-replies").then(function (rows) { state.canned = rows; }).catch(function () {});
+    api("GET", "/api/staff/canned-replies").then(function (rows) { state.canned = rows; drawCannedAdmin(); })
+      .catch(function () {});
   }
+  function drawCannedAdmin() {
+    var list = $("canned-list");
+    clear(list);
+    $("canned-shared-label").hidden = !(state.me && state.me.role === "admin");
+    state.canned.forEach(function (c) {
+      var li = el("li");
+      li.appendChild(el("div", "q", c.title + (c.shared ? "（共享）" : "")));
+      li.appendChild(el("div", "a", c.text));
+      if (!c.shared || state.me.role === "admin") {
+        var del = el("button", "", "删除");
+        del.onclick = function () {
+          api("DELETE", "/api/staff/canned-replies/" + c.id).then(loadCanned)
+            .catch(function (err) { $("canned-error").textContent = err.message; });
+        };
+        li.appendChild(del);
+      }
+      list.appendChild(li);
+    });
+    if (!state.canned.length) list.appendChild(el("li", "hint", "还没有常用语；回复时输入 / 可以选用"));
+  }
+  $("canned-form").addEventListener("submit", function (ev) {
+    ev.preventDefault();
+    $("canned-error").textContent = "";
+    api("POST", "/api/staff/canned-replies", { title: $("canned-title").value.trim(), text: $("canned-text").value.trim(),
+                                               shared: $("canned-shared").checked })
+      .then(function () { $("canned-title").value = ""; $("canned-text").value = ""; loadCanned(); })
+      .catch(function (err) { $("canned-error").textContent = err.message; });
+  });
   function showCanned(q) {
     var list = $("canned");
     clear(list);
@@ -538,6 +575,11 @@
                    { status: status, note: note });
       }));
       box.appendChild(it);
+    });
+    box.appendChild(el("h4", "", "违规判罚（" + p.penalties.length + "）"));
+    p.penalties.forEach(function (x) {
+      box.appendChild(el("div", "item", x.number + " · " + x.rule + " · " + x.measure +
+        (x.points ? "（扣 " + x.points + " 分）" : "") + " · " + (x.can_appeal_now ? "可申诉" : (x.cannot_appeal_reason || "不可申诉"))));
     });
     box.appendChild(el("h4", "", "申诉（" + p.appeals.length + "）"));
     p.appeals.forEach(function (a) {
