@@ -42,6 +42,25 @@ class RasaClient:
             resp.raise_for_status()
             return await resp.json(content_type=None)
 
+    async def understood(self, sender_id: str) -> list[dict]:
+        """What Rasa made of each of the conversation's messages, in order: text, intent, confidence (from the
+        tracker it keeps; empty if it has none, e.g. after a restart). Read only when an agent asks."""
+        try:
+            async with self.session.get(f"{self.settings.rasa_url}/conversations/{sender_id}/tracker",
+                                        params={"token": self.settings.rasa_token, "include_events": "ALL"},
+                                        timeout=self.timeout) as resp:
+                resp.raise_for_status()
+                tracker = await resp.json(content_type=None)
+        except HTTP_ERRORS as exc:
+            raise RasaUnavailableError(str(exc) or type(exc).__name__) from exc
+        out = []
+        for event in tracker.get("events") or []:
+            if event.get("event") == "user":
+                intent = (event.get("parse_data") or {}).get("intent") or {}
+                out.append({"text": event.get("text") or "", "intent": intent.get("name"),
+                            "confidence": round(float(intent.get("confidence") or 0), 3)})
+        return out
+
     async def resume(self, sender_id: str) -> None:
         """Hand a paused conversation back to the bot (resume, then listen: a bare resume pauses again)."""
         events = [{"event": "resume"}, {"event": "action", "name": "action_listen"}]

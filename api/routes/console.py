@@ -387,6 +387,47 @@ async def release(conversation_id: int, agent: AgentOnlyDep, request: Request, r
     return detail
 
 
+class Understood(schemas.BaseModel):
+    message_id: int
+    intent: str | None
+    confidence: float
+
+
+@router.get("/conversations/{conversation_id}/understood", response_model=list[Understood],
+            summary="机器人对商家每条消息的理解（意图与置信度，来自 Rasa）")
+async def understood(conversation_id: int, _: AgentOnlyDep, request: Request, rasa: RasaDep) -> list[Understood]:
+    sessions = request.app.state.sessions
+
+    def merchant_messages() -> list[Message]:
+        with sessions() as db:
+            handover.get(db, conversation_id)
+            return list(db.scalars(select(Message).where(Message.conversation_id == conversation_id,
+                                                         Message.sender == Sender.merchant).order_by(Message.id)))
+
+    try:
+        messages = await run_in_threadpool(merchant_messages)
+        turns = await rasa.understood(f"conv-{conversation_id}")
+    except HandoverError as exc:
+        raise _fail(exc) from None
+    except RasaUnavailableError:
+        raise HTTPException(status_code=503, detail="智能助手暂时不可用，无法读取它的理解") from None
+    return match_turns(messages, turns)
+
+
+def match_turns(messages: list[Message], turns: list[dict]) -> list[Understood]:
+    """Pair Rasa's user turns with the stored merchant messages, in order: a button's message was sent to Rasa as
+    its payload, the others as their text; messages Rasa never saw (a person owned the conversation) are skipped."""
+    out, i = [], 0
+    for msg in messages:
+        sent = (msg.payload or {}).get("payload") or msg.text
+        for j in range(i, len(turns)):
+            if turns[j]["text"] == sent:
+                out.append(Understood(message_id=msg.id, intent=turns[j]["intent"], confidence=turns[j]["confidence"]))
+                i = j + 1
+                break
+    return out
+
+
 # --------------------------------------------------------------------------- notes, suggestions, canned replies
 
 

@@ -74,6 +74,7 @@ def test_an_agent_takes_a_conversation_from_the_queue_and_hands_it_back(page, ag
     expect(agent_page.locator("#summary")).to_contain_text("转人工原因：商家要求转人工")
     expect(agent_page.locator("#log .msg.bot").first).to_contain_text("保证金")
     expect(agent_page.locator("#log .msg.bot .understood").first).to_contain_text("直接回答")
+    expect(agent_page.locator("#log .msg.merchant .understood").first).to_contain_text("意图 ask_question")
     agent_page.locator("#btn-take").click()
     expect(agent_page.locator("#c-mode")).to_contain_text("人工服务中")
     expect(w.rows("sys").filter(has_text="客服阿杰 已接入")).to_have_count(1)

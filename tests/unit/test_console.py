@@ -271,3 +271,18 @@ def test_a_merchant_waiting_too_long_is_told_once_and_may_leave_a_message(client
     detail = client.get(f"/api/staff/conversations/{conv}", headers=agent).json()
     assert [(a["actor"], a["action"]) for a in detail["audit"]][-2:] == [("M10002", "leave_message"),
                                                                           ("agent01", "case")]
+
+
+def test_rasas_turns_are_paired_with_the_stored_messages_in_order():
+    from api.models import Message, Sender
+    from api.routes.console import match_turns
+
+    msgs = [Message(id=1, sender=Sender.merchant, text="保证金怎么退"),
+            Message(id=2, sender=Sender.merchant, text="查看进度", payload={"payload": "/check_progress"}),
+            Message(id=3, sender=Sender.merchant, text="在吗"),  # with the agent: Rasa never saw it
+            Message(id=4, sender=Sender.merchant, text="保证金怎么退")]
+    turns = [{"text": "保证金怎么退", "intent": "ask_question", "confidence": 0.98},
+             {"text": "/check_progress", "intent": "check_progress", "confidence": 1.0},
+             {"text": "保证金怎么退", "intent": "ask_question", "confidence": 0.97}]
+    got = [(u.message_id, u.intent, u.confidence) for u in match_turns(msgs, turns)]
+    assert got == [(1, "ask_question", 0.98), (2, "check_progress", 1.0), (4, "ask_question", 0.97)]

@@ -292,6 +292,7 @@
       var log = $("log");
       clear(log);
       d.messages.forEach(appendMessage);
+      loadUnderstood(id);
       drawButtons();
       drawProfile(d);
       drawNotes(d.notes);
@@ -301,6 +302,17 @@
         li.classList.toggle("on", parseInt(li.dataset.id, 10) === id);
       });
     }).catch(function (err) { showError("chat-error", err); });
+  }
+
+  function loadUnderstood(id) {  // what Rasa made of each merchant message (intent, confidence)
+    api("GET", "/api/staff/conversations/" + id + "/understood").then(function (rows) {
+      if (id !== state.current) return;
+      rows.forEach(function (u) {
+        var row = $("log").querySelector('.msg.merchant[data-id="' + u.message_id + '"]');
+        if (!row || row.querySelector(".understood") || !u.intent) return;
+        row.appendChild(el("div", "understood", "机器人理解：意图 " + u.intent + "（" + Math.round(u.confidence * 100) + "%）"));
+      });
+    }).catch(function () { /* Rasa away: the transcript is still complete */ });
   }
 
   function mine() {
