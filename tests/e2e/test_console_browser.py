@@ -69,6 +69,10 @@ def test_an_agent_takes_a_conversation_from_the_queue_and_hands_it_back(page, ag
     item = console.item(w.conversation_id)
     expect(item).to_contain_text("商家要求转人工")
     expect(item).to_contain_text("M10002")
+    agent_page.select_option("#reason-filter", "upset")  # filtered by the reason for escalating
+    expect(item).to_have_count(0)
+    agent_page.select_option("#reason-filter", "merchant_asked")
+    expect(item).to_have_count(1)
     item.click()
     # the bot's part, summarised and in full, and answers suggested for the latest message
     expect(agent_page.locator("#summary")).to_contain_text("转人工原因：商家要求转人工")

@@ -213,7 +213,8 @@
   function secondsSince(iso) { return iso ? (Date.now() - new Date(iso).getTime()) / 1000 : 0; }
 
   function drawList() {
-    var rows = state.lists[state.view] || [];
+    var reason = $("reason-filter").value;
+    var rows = (state.lists[state.view] || []).filter(function (c) { return !reason || c.handoff_reason === reason; });
     var list = $("list");
     clear(list);
     $("list-empty").hidden = rows.length > 0;
@@ -268,6 +269,7 @@
     if (state.me) refreshLists();
   }
   setView("queue");
+  $("reason-filter").onchange = drawList;
   var searchTimer = null;
   $("search").addEventListener("input", function () {
     clearTimeout(searchTimer);
