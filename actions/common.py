@@ -8,25 +8,29 @@ from datetime import UTC, datetime, timedelta, timezone
 
 from rasa_sdk import Tracker
 
+from core import vouch
+from core.settings import get_settings
+
 SERVICE_DOWN = "抱歉，系统暂时出了点问题，我现在查不到相关信息。请稍后再试，或点「转人工」联系客服。"
 HUMAN_BUTTON = {"title": "转人工", "payload": "/request_human"}
 CHINA = timezone(timedelta(hours=8))
 _NUMBER = re.compile(r"(GD|SS|CF)\s*-?\s*(\d{6,20})", re.IGNORECASE)
 
 
+def _vouched(tracker: Tracker) -> tuple[str, int | None] | None:
+    return vouch.vouched(get_settings().internal_token, tracker.latest_message.get("metadata"))
+
+
 def merchant_id(tracker: Tracker) -> str | None:
-    """The merchant the API vouched for in the message metadata; never a name typed in the text."""
-    metadata = tracker.latest_message.get("metadata") or {}
-    value = metadata.get("merchant_id")
-    return str(value) if value else None
+    """The merchant the API vouched for (signed) in the message metadata; never a name typed in the text, never
+    an id a caller of Rasa's webhook wrote there."""
+    found = _vouched(tracker)
+    return found[0] if found else None
 
 
 def conversation_id(tracker: Tracker) -> int | None:
-    value = (tracker.latest_message.get("metadata") or {}).get("conversation_id")
-    try:
-        return int(value) if value is not None else None
-    except (TypeError, ValueError):
-        return None
+    found = _vouched(tracker)
+    return found[1] if found else None
 
 
 def numbers_in(text: str, prefix: str | None = None) -> list[str]:

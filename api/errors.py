@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DataError
 
 from .services.errors import ServiceError
 
@@ -46,6 +47,14 @@ async def service_error(_request: Request, exc: ServiceError) -> JSONResponse:
     return JSONResponse(status_code=exc.status_code, content={"detail": exc.detail})
 
 
+async def out_of_range(_request: Request, _exc: Exception) -> JSONResponse:
+    """A number in the path or body the database cannot hold (SQLite: OverflowError; PostgreSQL: DataError, as
+    for a text longer than its column): bad input, not a server fault."""
+    return JSONResponse(status_code=422, content={"detail": "请求有误：编号或数值超出范围"})
+
+
 def install(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, validation_error)
     app.add_exception_handler(ServiceError, service_error)
+    app.add_exception_handler(OverflowError, out_of_range)
+    app.add_exception_handler(DataError, out_of_range)

@@ -14,12 +14,14 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.concurrency import run_in_threadpool
 
+from core import vouch
 from core.settings import Settings
 
 from . import crud, labels, presenters
 from .hub import Hub
 from .models import Conversation, ConversationMode, Merchant, Message, Notification, Sender
 from .rasa_client import RasaClient, RasaUnavailableError
+from .text_guard import encodable
 
 NO_REPLY = "抱歉，我暂时没能处理您的消息，请稍后再试；着急的话可以点「转人工」。"
 BOT_DOWN = "抱歉，智能助手暂时无法回复，您的消息已保存。请稍后再试，或点击「转人工」联系客服。"
@@ -49,7 +51,7 @@ class Turn:
 
 def clean_text(text: str, limit: int) -> str:
     """Strip the text and refuse what a person could not have meant to send."""
-    if not isinstance(text, str) or "\x00" in text:
+    if not isinstance(text, str) or "\x00" in text or not encodable(text):
         raise GatewayError(422, "消息包含无法识别的字符")
     text = "".join(ch for ch in text if ch in "\n\t" or ch >= " ").strip()
     if not text:
@@ -64,7 +66,7 @@ def clean_payload(payload: str | None) -> str | None:
     if payload is None or payload == "":
         return None
     if not isinstance(payload, str) or not payload.startswith("/") or len(payload) > MAX_PAYLOAD_CHARS \
-            or "\x00" in payload:
+            or "\x00" in payload or not encodable(payload):
         raise GatewayError(422, "按钮内容无效")
     return payload
 
@@ -72,7 +74,8 @@ def clean_payload(payload: str | None) -> str | None:
 def clean_client_id(client_id: str | None) -> str | None:
     if client_id is None or client_id == "":
         return None
-    if not isinstance(client_id, str) or len(client_id) > MAX_CLIENT_ID_CHARS or not client_id.isprintable():
+    if not isinstance(client_id, str) or len(client_id) > MAX_CLIENT_ID_CHARS or not client_id.isprintable() \
+            or not encodable(client_id):
         raise GatewayError(422, "消息编号无效")
     return client_id
 
@@ -142,6 +145,7 @@ class Gateway:
     def __init__(self, rasa: RasaClient, hub: Hub, sessions: sessionmaker[Session], settings: Settings):
         self.rasa, self.hub, self.sessions = rasa, hub, sessions
         self.max_chars = settings.max_message_chars
+        self.internal_token = settings.internal_token
         self.admission = Admission(settings.turn_concurrency, settings.turn_queue, settings.turn_queue_timeout_s,
                                    settings.turns_per_conversation)
 
@@ -214,7 +218,7 @@ class Gateway:
                 self.hub.publish(channel, typing_event(conv.id, "bot"))
                 try:
                     raw = await self.rasa.send(f"conv-{conv.id}", payload or text,
-                                               {"merchant_id": turn.merchant_code, "conversation_id": conv.id})
+                                               vouch.metadata(self.internal_token, turn.merchant_code, conv.id))
                 finally:
                     self.hub.publish(channel, typing_event(conv.id, "bot", typing=False))
         except RasaUnavailableError:

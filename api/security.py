@@ -71,6 +71,8 @@ def read_merchant_token(token: str, secret: str, max_minutes: int) -> str:
     if claims.get("kind", "merchant") != "merchant":
         raise TokenError("身份凭证无效")
     iat, exp = claims.get("iat"), claims.get("exp")
-    if isinstance(iat, int | float) and isinstance(exp, int | float) and exp - iat > max_minutes * 60:
+    if not isinstance(iat, int | float) or isinstance(iat, bool) or not isinstance(exp, int | float):
+        raise TokenError("身份凭证缺少签发时间（iat），请由业务系统重新签发")
+    if exp - iat > max_minutes * 60:  # without iat this cap could not be checked: iat is required
         raise TokenError("身份凭证有效期过长，请由业务系统重新签发")
     return str(claims["sub"])

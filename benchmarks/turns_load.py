@@ -40,6 +40,7 @@ from sqlalchemy.orm import Session
 from api.db import make_engine
 from api.kb_service import index_folder
 from api.security import create_merchant_token
+from core import vouch
 from core.settings import REPO_ROOT, get_settings
 from devtools.prepare import ensure_database, rasa_model_path
 from devtools.stack import Stack
@@ -118,7 +119,8 @@ class Target:
             else:
                 resp = await client.post(f"{self.stack.settings.rasa_url}/webhooks/rest/webhook",
                                          json={"sender": f"bench-{self.run_id}-{code}", "message": text_,
-                                               "metadata": {"merchant_id": code}})
+                                               "metadata": vouch.metadata(self.stack.settings.internal_token,
+                                                                          code, None)})
         except httpx.HTTPError as exc:
             sample.errors[type(exc).__name__] += 1
             return

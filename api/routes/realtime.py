@@ -32,6 +32,7 @@ from ..gateway import (
 from ..hub import Subscription
 from ..models import Conversation, ConversationMode, Merchant, Message, Role, User
 from ..services import notifications
+from ..text_guard import BROKEN, encodable
 
 router = APIRouter(tags=["realtime"])
 log = logging.getLogger(__name__)
@@ -67,7 +68,7 @@ class ChatSocket:
 
     async def hello(self, event: dict) -> None:
         wanted, after_id = event.get("conversation_id"), event.get("after_id") or 0
-        if not isinstance(after_id, int) or after_id < 0 or (wanted is not None and not isinstance(wanted, int)):
+        if not _id_like(after_id, zero_ok=True) or (wanted is not None and not _id_like(wanted)):
             return self.error(422, "hello 的参数无效")
         conv, merchant, fresh = await run_in_threadpool(self._open, wanted)
         self._join(conv)  # subscribe before reading history: nothing falls in between
@@ -128,7 +129,7 @@ class ChatSocket:
 
     async def seen(self, event: dict) -> None:
         ids = event.get("ids")
-        if not isinstance(ids, list) or not all(isinstance(i, int) for i in ids) or len(ids) > 200:
+        if not isinstance(ids, list) or not all(_id_like(i) for i in ids) or len(ids) > 200:
             return self.error(422, "提醒编号无效")
         await run_in_threadpool(self._mark_read, ids)
 
@@ -145,6 +146,14 @@ HANDLERS = {"hello": ChatSocket.hello, "message": ChatSocket.message, "typing": 
             "seen": ChatSocket.seen, "ping": ChatSocket.ping}
 
 
+MAX_ID = 2**31 - 1  # every id column holds a 32-bit integer on PostgreSQL
+
+
+def _id_like(value, zero_ok: bool = False) -> bool:
+    """An id a database column can hold: an int (not a bool) from 1 (or 0) to ``MAX_ID``."""
+    return isinstance(value, int) and not isinstance(value, bool) and (0 if zero_ok else 1) <= value <= MAX_ID
+
+
 def _parse(frame: str) -> dict | str:
     """The event, or the reason it is refused."""
     if len(frame) > MAX_FRAME_CHARS:
@@ -155,6 +164,8 @@ def _parse(frame: str) -> dict | str:
         return "无法解析的消息"
     if not isinstance(event, dict) or event.get("type") not in HANDLERS:
         return "未知的消息类型"
+    if not encodable(event):
+        return BROKEN
     return event
 
 

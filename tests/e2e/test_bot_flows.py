@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import httpx
 import pytest
 
 from ..conftest import merchant_headers
@@ -182,3 +183,21 @@ def test_the_action_server_being_down_gets_an_apology_not_silence(api, stack):
     finally:
         stack.start_service("actions")
     assert "退还保证金" in Chat(api, "M10002").text("保证金怎么退")
+
+
+def test_a_caller_of_rasas_webhook_cannot_act_for_another_merchant(api):
+    """Rasa's REST channel takes no token: whoever reaches it on this host can write any metadata. The action
+    server acts only for the merchant the API signed for, so a forged id reads nothing and queues nothing."""
+    s = api.stack_settings
+    forged = {"merchant_id": "M10002", "conversation_id": 1}
+
+    def say(text: str) -> str:
+        resp = httpx.post(f"{s.rasa_url}/webhooks/rest/webhook", timeout=60,
+                          json={"sender": "intruder", "message": text, "metadata": forged})
+        assert resp.status_code == 200
+        return " ".join(m.get("text") or "" for m in resp.json())
+
+    for text in ("查一下我的工单进度", "工单 GD2611190004 的进度"):
+        said = say(text)
+        assert "GD2611190004" not in said and "冻结" not in said, said
+    assert "正在为您转接" not in say("转人工")

@@ -1,5 +1,8 @@
 """The API on its own: Rasa and the action server are not running (their ports are closed)."""
 
+import time
+
+import jwt
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import create_engine, select
@@ -83,7 +86,13 @@ def test_expired_forged_or_unknown_merchant_tokens_are_refused(client, settings)
     forged = create_merchant_token("M10001", "another-secret-of-the-right-length-32+")
     unknown = create_merchant_token("M99999", settings.widget_secret)
     too_long = create_merchant_token("M10001", settings.widget_secret, minutes=60 * 24 * 365)
-    for token, phrase in [(expired, "过期"), (forged, "无效"), (unknown, "商家不存在"), (too_long, "有效期过长")]:
+    now = int(time.time())
+    # without iat the 24-hour cap could not be checked: a 10-year token must not get in that way
+    no_iat = jwt.encode({"sub": "M10001", "exp": now + 10 * 365 * 86400}, settings.widget_secret, "HS256")
+    future = jwt.encode({"sub": "M10001", "iat": now + 86400 * 30, "exp": now + 86400 * 30 + 600},
+                        settings.widget_secret, "HS256")
+    for token, phrase in [(expired, "过期"), (forged, "无效"), (unknown, "商家不存在"), (too_long, "有效期过长"),
+                          (no_iat, "缺少签发时间"), (future, "无效")]:
         resp = client.post("/api/chat", json={"text": "你好"}, headers={"Authorization": f"Bearer {token}"})
         assert resp.status_code == 401, token
         assert phrase in resp.json()["detail"]
@@ -131,3 +140,26 @@ def test_internal_search_answers_once_the_index_is_ready(client, settings):
     health = client.get("/healthz").json()["components"]
     assert health["model"]["status"] == "ok"
     assert health["index"]["faqs"] == len(read_seed_faqs())
+
+
+def test_a_lone_surrogate_is_refused_before_it_is_stored(client, settings):
+    """One such string could be stored but never encoded again: every agent's feed and the history would break."""
+    headers = {**merchant_headers(settings), "Content-Type": "application/json"}
+    for body in ('{"text": "\\ud800"}', '{"text": "好", "payload": "/ask_question{\\"x\\": \\"\\udfff\\"}"}',
+                 '{"text": "好", "client_id": "\\ud83d"}'):
+        resp = client.post("/api/chat", content=body.encode(), headers=headers)
+        assert resp.status_code == 422 and "无法识别的字符" in resp.json()["detail"], body
+    paired = client.post("/api/chat", content=b'{"text": "\\ud83d\\ude00"}', headers=headers)
+    assert paired.status_code != 422  # an emoji written as a surrogate pair is fine (Rasa is down here: 503)
+    with Session(create_engine(settings.sqlalchemy_url)) as db:
+        stored = [m.text for m in db.scalars(select(Message).where(Message.sender == Sender.merchant))]
+    assert stored == ["😀"]
+
+
+def test_ids_too_large_for_the_database_get_a_422_not_a_500(client, settings):
+    merchant = merchant_headers(settings)
+    for path in ("/api/conversations/9223372036854775808", "/api/conversations/99999999999999999999",
+                 "/api/conversations/9223372036854775807"):
+        resp = client.get(path, headers=merchant)
+        assert resp.status_code in (404, 422), (path, resp.status_code)
+        assert isinstance(resp.json()["detail"], str)

@@ -179,6 +179,10 @@ def test_an_unread_notification_shows_on_the_next_open(client, database):
         ('{"type": "message", "text": "' + "退" * 30000 + '"}', "太长"),
         ('{"type": "hello", "after_id": "abc"}', "参数无效"),
         ('{"type": "seen", "ids": ["x"]}', "编号无效"),
+        ('{"type": "seen", "ids": [9223372036854775808]}', "编号无效"),
+        ('{"type": "hello", "conversation_id": 9223372036854775808}', "参数无效"),
+        ('{"type": "message", "text": "\\ud800 坏字符", "client_id": "s1"}', "无法识别的字符"),
+        ('{"type": "message", "text": "好", "payload": {"x": "\\udfff"}}', "无法识别的字符"),
     ],
 )
 def test_malformed_frames_get_a_reason_and_the_socket_stays_open(client, database, frame, phrase):
