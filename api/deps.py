@@ -57,7 +57,7 @@ RasaDep = Annotated[RasaClient, Depends(get_rasa)]
 GatewayDep = Annotated[Gateway, Depends(get_gateway)]
 
 
-async def require_internal_token(settings: SettingsDep, x_internal_token: str = Header(default="")) -> None:
+async def require_internal_token(settings: SettingsDep, x_internal_token: str = Header(default="", include_in_schema=False)) -> None:
     """Calls between our own processes (the action server) carry a shared token."""
     if not hmac.compare_digest(x_internal_token.encode(), settings.internal_token.encode()):
         raise HTTPException(status_code=401, detail="内部接口需要有效的 X-Internal-Token")
@@ -90,8 +90,8 @@ def get_principal(
     settings: SettingsDep,
     db: SessionDep,
     authorization: str = Header(default=""),
-    x_internal_token: str = Header(default=""),
-    x_merchant_id: str = Header(default=""),
+    x_internal_token: str = Header(default="", include_in_schema=False),
+    x_merchant_id: str = Header(default="", include_in_schema=False),
 ) -> Principal:
     if x_internal_token:
         # Our action server, acting for the merchant the API put in Rasa's metadata.
@@ -149,7 +149,7 @@ MerchantDep = Annotated[Merchant, Depends(current_merchant)]
 
 
 def principal_only(request: Request, settings: SettingsDep, authorization: str = Header(default=""),
-                   x_internal_token: str = Header(default=""), x_merchant_id: str = Header(default="")) -> Principal:
+                   x_internal_token: str = Header(default="", include_in_schema=False), x_merchant_id: str = Header(default="", include_in_schema=False)) -> Principal:
     """The caller, looked up in a session that is closed before the route runs: for async routes that await the
     network and must not hold a database connection meanwhile (this runs in the threadpool)."""
     with request.app.state.sessions() as db:

@@ -33,6 +33,7 @@ from .routes import (
     staff,
     widget,
 )
+from .security_headers import SecurityHeaders
 from .storage import LocalFileStore
 from .text_guard import RefuseBrokenText
 from .webchat import create_webchat
@@ -71,6 +72,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.hub = Hub(settings.redis_url)
     errors.install(app)
     app.add_middleware(RefuseBrokenText)
+    app.add_middleware(SecurityHeaders)
     # The widget runs on the merchant back-office's origin and calls us with a bearer token (no cookies).
     app.add_middleware(CORSMiddleware, allow_origins=settings.widget_origins, allow_credentials=False,
                        allow_methods=["GET", "POST", "PUT", "DELETE"], allow_headers=["Authorization", "Content-Type"])

@@ -23,11 +23,13 @@ from .gateway import GatewayError, conv_channel
 from .hub import Subscription
 from .models import Message, Sender
 from .services import faqs as faq_service
+from .text_guard import encodable
 
 log = logging.getLogger(__name__)
 SESSION_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 INIT_PAYLOADS = {"/get_started", "/greet"}
 WELCOME = "您好，我是商家助手，可以直接输入问题，也可以点下面的热点问题。"
+BAD_MESSAGE = "消息格式不正确：请发送文字消息"
 BAD_TOKEN = "身份验证失败，请刷新商家后台页面后重试。"
 
 
@@ -93,10 +95,11 @@ def create_webchat(app: FastAPI) -> socketio.AsyncServer:
 
     @sio.on("user_uttered")
     async def user_uttered(sid, data):
-        if not isinstance(data, dict):
+        text = data.get("message") if isinstance(data, dict) else None
+        if not isinstance(text, str) or not encodable(text):  # a dict, a list, a number, broken text: say so
+            await sio.emit("bot_uttered", {"text": BAD_MESSAGE}, to=sid)
             return
         custom = data.get("customData") if isinstance(data.get("customData"), dict) else {}
-        text = data.get("message")
         session_id = (await sio.get_session(sid)).get("session_id") or data.get("session_id")
         if not isinstance(session_id, str) or not SESSION_ID.match(session_id):
             session_id = uuid.uuid4().hex

@@ -9,17 +9,26 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+# The secrets a development checkout runs with; production refuses every one of them.
+DEV_SECRETS = {"internal_token": "dev-internal-token", "rasa_token": "dev-rasa-token",
+               "secret_key": "dev-secret-key-change-me-0123456789abcdef",
+               "widget_secret": "dev-widget-secret-change-me-0123456789abcdef"}
 
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="SJZS_", env_file=REPO_ROOT / ".env", env_file_encoding="utf-8", extra="ignore"
     )
+
+    # development (the default: demo page, demo accounts and dev secrets allowed) or production, which refuses to
+    # start with any default secret, the demo page, the demo staff password or CORS open to every origin.
+    environment: Literal["development", "production"] = "development"
 
     host: str = "127.0.0.1"
     api_port: int = 8000
@@ -52,12 +61,12 @@ class Settings(BaseSettings):
     embedding_threads: int = 1  # one query at a time is fastest on a shared 2-core machine (BENCHMARKS.md)
 
     # Shared secrets between the three processes (all on loopback).
-    internal_token: str = "dev-internal-token"
-    rasa_token: str = "dev-rasa-token"
+    internal_token: str = DEV_SECRETS["internal_token"]
+    rasa_token: str = DEV_SECRETS["rasa_token"]
 
     # Staff tokens are signed with secret_key; the host site signs merchants' widget tokens with widget_secret.
-    secret_key: str = "dev-secret-key-change-me-0123456789abcdef"
-    widget_secret: str = "dev-widget-secret-change-me-0123456789abcdef"
+    secret_key: str = DEV_SECRETS["secret_key"]
+    widget_secret: str = DEV_SECRETS["widget_secret"]
     staff_token_minutes: int = 8 * 60
     widget_token_max_minutes: int = 24 * 60
     demo_password: str = "sjzs-demo"  # password of the demo staff accounts set-up creates
@@ -96,6 +105,24 @@ class Settings(BaseSettings):
     queue_check_seconds: float = Field(default=10.0, gt=0)  # how often the API looks for overdue conversations
     sla_first_response_seconds: int = Field(default=60, ge=1)
     sla_resolution_minutes: int = Field(default=30, ge=1)
+
+    @model_validator(mode="after")
+    def _production_is_locked_down(self) -> Settings:
+        if self.environment != "production":
+            return self
+        problems = [f"SJZS_{name.upper()} 仍是默认值" for name, default in DEV_SECRETS.items()
+                    if getattr(self, name) == default]
+        problems += [f"SJZS_{name.upper()} 太短（至少 32 个字符）" for name in DEV_SECRETS
+                     if len(getattr(self, name)) < 32 and getattr(self, name) != DEV_SECRETS[name]]
+        if self.demo:
+            problems.append("演示页面仍开启（设置 SJZS_DEMO=false）")
+        if self.demo_password == "sjzs-demo":
+            problems.append("演示账号密码仍是默认值 SJZS_DEMO_PASSWORD")
+        if "*" in self.widget_origins:
+            problems.append("SJZS_WIDGET_ORIGINS 不能是 *：列出嵌入聊天窗口的商家后台域名")
+        if problems:
+            raise ValueError("生产模式拒绝启动：" + "；".join(problems))
+        return self
 
     @property
     def api_url(self) -> str:

@@ -14,12 +14,13 @@ from ..services import faqs as faq_service
 from ..services import handover
 
 KB_WAIT_S = 20.0
-router = APIRouter(prefix="/internal", tags=["internal"], dependencies=[Depends(require_internal_token)])
+router = APIRouter(prefix="/internal", tags=["internal"], dependencies=[Depends(require_internal_token)],
+                   include_in_schema=False)  # for our action server only: not in /docs
 
 
 @router.post("/kb/search", response_model=KbSearchResponse, summary="知识库检索与回答决策")
 def kb_search(body: KbSearchRequest, kb: KbDep, db: SessionDep,
-              x_merchant_id: str = Header(default="")) -> KbSearchResponse:
+              x_merchant_id: str = Header(default="", include_in_schema=False)) -> KbSearchResponse:
     kb.wait_ready(timeout=KB_WAIT_S)  # just after a restart the index is still loading: wait rather than fail
     try:
         result = kb.search(body.text, k=body.k)
@@ -57,7 +58,7 @@ class HandoffIn(BaseModel):
 
 @router.post("/conversations/{conversation_id}/handoff", summary="转人工：会话进入客服队列（有空闲客服时直接分配）")
 def handoff(conversation_id: int, body: HandoffIn, db: SessionDep, gateway: GatewayDep, settings: SettingsDep,
-            x_merchant_id: str = Header(default="")) -> dict:
+            x_merchant_id: str = Header(default="", include_in_schema=False)) -> dict:
     try:
         kind = HandoffReason(body.kind)
     except ValueError:

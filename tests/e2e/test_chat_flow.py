@@ -61,3 +61,29 @@ def test_clarify_choice_answers_the_chosen_faq(api):
     chosen = next(h for h in hits if h["key"] == "invoice-apply")
     body = say(api, f'/ask_question{{"faq_id": "{chosen["faq_id"]}"}}')
     assert body["messages"][0]["text"] == chosen["answer"]
+
+
+def test_a_socketio_message_that_is_not_text_gets_a_clear_answer(api):
+    """rasa-webchat's user_uttered with a dict, a list, a number or broken text: an answer, never silence."""
+    import time
+    import uuid
+
+    import socketio
+
+    token = merchant_headers(api.stack_settings, "M10001")["Authorization"].removeprefix("Bearer ")
+    got: list[dict] = []
+    client = socketio.Client(reconnection=False)
+    client.on("bot_uttered", lambda data: got.append(data))
+    client.connect(api.stack_settings.api_url, socketio_path="socket.io", transports=["polling"], wait_timeout=30)
+    try:
+        client.emit("session_request", {"session_id": uuid.uuid4().hex})
+        bad = [{"message": {"text": "你好"}, "customData": {"token": token}},
+               {"message": ["你好"], "customData": {"token": token}}, {"message": 42}, ["user_uttered"]]
+        for n, payload in enumerate(bad, start=1):
+            client.emit("user_uttered", payload)
+            deadline = time.monotonic() + 30
+            while len(got) < n and time.monotonic() < deadline:
+                time.sleep(0.1)
+            assert len(got) == n and "消息格式不正确" in got[-1]["text"], payload
+    finally:
+        client.disconnect()

@@ -163,3 +163,15 @@ def test_ids_too_large_for_the_database_get_a_422_not_a_500(client, settings):
         resp = client.get(path, headers=merchant)
         assert resp.status_code in (404, 422), (path, resp.status_code)
         assert isinstance(resp.json()["detail"], str)
+
+
+def test_pages_carry_security_headers_and_the_docs_leave_the_internal_interface_out(client):
+    for path in ("/console", "/demo"):
+        page = client.get(path)
+        assert page.status_code == 200
+        assert "frame-ancestors 'none'" in page.headers["content-security-policy"]
+        assert "script-src 'self'" in page.headers["content-security-policy"]
+        assert page.headers["x-frame-options"] == "DENY" and page.headers["x-content-type-options"] == "nosniff"
+    assert client.get("/healthz").headers["x-content-type-options"] == "nosniff"
+    spec = client.get("/openapi.json").text.lower()
+    assert '"/internal/' not in spec and "x-internal-token" not in spec and "x-merchant-id" not in spec
