@@ -21,6 +21,7 @@ from . import crud, labels, presenters
 from .hub import Hub
 from .models import Conversation, ConversationMode, Merchant, Message, Notification, Sender
 from .rasa_client import RasaClient, RasaUnavailableError
+from .rate_limit import RateLimiter
 from .text_guard import encodable
 
 NO_REPLY = "抱歉，我暂时没能处理您的消息，请稍后再试；着急的话可以点「转人工」。"
@@ -32,9 +33,9 @@ MAX_CLIENT_ID_CHARS = 64
 class GatewayError(Exception):
     """Input the gateway refuses: ``status`` is the HTTP status a client gets, ``detail`` the Chinese reason."""
 
-    def __init__(self, status: int, detail: str):
+    def __init__(self, status: int, detail: str, retry_after: int | None = None):
         super().__init__(detail)
-        self.status, self.detail = status, detail
+        self.status, self.detail, self.retry_after = status, detail, retry_after
 
 
 @dataclass
@@ -142,8 +143,10 @@ class Gateway:
     beyond what it can take, the message is still kept and the merchant gets ``OVERLOADED`` at once.
     """
 
-    def __init__(self, rasa: RasaClient, hub: Hub, sessions: sessionmaker[Session], settings: Settings):
+    def __init__(self, rasa: RasaClient, hub: Hub, sessions: sessionmaker[Session], settings: Settings,
+                 limiter: RateLimiter | None = None):
         self.rasa, self.hub, self.sessions = rasa, hub, sessions
+        self.limiter, self.chat_per_minute = limiter or RateLimiter(), settings.chat_per_minute
         self.max_chars = settings.max_message_chars
         self.internal_token = settings.internal_token
         self.admission = Admission(settings.turn_concurrency, settings.turn_queue, settings.turn_queue_timeout_s,
@@ -199,6 +202,9 @@ class Gateway:
         """Store the merchant's message, then let the bot answer it, or leave it for the agent."""
         text = clean_text(text, self.max_chars)
         payload, client_id = clean_payload(payload), clean_client_id(client_id)
+        wait = self.limiter.hit(f"chat:{merchant_id}", self.chat_per_minute, 60)
+        if wait:  # refused before anything is stored: the sender knows it was not sent
+            raise GatewayError(429, f"发送太频繁了，请 {wait} 秒后再发", retry_after=wait)
         turn = await run_in_threadpool(self._store_said, merchant_id, text, payload, client_id, conversation_id,
                                        channel_session, missing_ok)
         if turn.duplicate:

@@ -19,6 +19,7 @@ from .gateway import Gateway
 from .hub import Hub
 from .kb_service import KnowledgeBase
 from .rasa_client import RasaClient, http_session
+from .rate_limit import RateLimiter
 from .routes import (
     auth,
     chat,
@@ -55,7 +56,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.http = http_session(settings.turn_concurrency + 8)
         app.state.rasa = RasaClient(settings, app.state.http)
         await app.state.hub.start()
-        app.state.gateway = Gateway(app.state.rasa, app.state.hub, app.state.sessions, settings)
+        app.state.gateway = Gateway(app.state.rasa, app.state.hub, app.state.sessions, settings, app.state.limiter)
         app.state.kb = KnowledgeBase(settings, app.state.sessions)
         app.state.kb.start()
         queue_clock = asyncio.create_task(queue_watch.watch(app.state.sessions, settings, app.state.gateway))
@@ -70,6 +71,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(title="商家助手 API", version="0.1.0", lifespan=lifespan)
     app.state.settings = settings
     app.state.hub = Hub(settings.redis_url)
+    app.state.limiter = RateLimiter()
     errors.install(app)
     app.add_middleware(RefuseBrokenText)
     app.add_middleware(SecurityHeaders)

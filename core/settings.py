@@ -96,6 +96,14 @@ class Settings(BaseSettings):
     turns_per_conversation: int = 3
     rasa_timeout_s: float = 30.0
     max_message_chars: int = Field(default=2000, ge=1)
+    # Rate limits, per API instance (api/rate_limit.py): messages per merchant per minute (REST, WebSocket and
+    # Socket.IO together), evidence uploads per merchant per minute, login attempts per address per minute, and
+    # the failed passwords after which an account is locked for `login_lockout_minutes`.
+    chat_per_minute: int = Field(default=40, ge=1)
+    uploads_per_minute: int = Field(default=12, ge=1)
+    login_per_minute: int = Field(default=60, ge=1)  # one office behind one address logs in at 9:00
+    login_failures_before_lockout: int = Field(default=5, ge=1)
+    login_lockout_minutes: float = Field(default=15.0, gt=0)
     # The agent console: at most this many conversations per agent at once (more wait in the queue), an agent
     # whose console has given no sign of life for this long counts as offline, a queued conversation is overdue
     # (flagged in the queue) after this long, and the targets the console shows each conversation against.

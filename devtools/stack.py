@@ -85,6 +85,9 @@ def child_env(settings: Settings, extra: dict[str, str] | None = None) -> dict[s
         "SJZS_EMBEDDING_MODEL": settings.embedding_model,
         "SJZS_INTERNAL_TOKEN": settings.internal_token,
         "SJZS_RASA_TOKEN": settings.rasa_token,
+        "SJZS_CHAT_PER_MINUTE": str(settings.chat_per_minute),
+        "SJZS_UPLOADS_PER_MINUTE": str(settings.uploads_per_minute),
+        "SJZS_LOGIN_PER_MINUTE": str(settings.login_per_minute),
         "SANIC_HOST": settings.host,  # the action server has no interface flag
     })
     env.update(extra or {})

@@ -37,6 +37,8 @@ def make_settings(tmp: Path, **overrides) -> Settings:
         api_port=free_port(), rasa_port=free_port(), action_port=free_port(),
         internal_token="test-internal", rasa_token="test-rasa", demo_password=DEMO_PASSWORD,
         kb_index_dir=tmp / "index",
+        # tests log in and chat far faster than people: the limits are tested on their own (test_rate_limit.py)
+        chat_per_minute=100_000, uploads_per_minute=100_000, login_per_minute=100_000,
     )
     values.update(overrides)
     return Settings(_env_file=None, **values)

@@ -23,7 +23,8 @@ async def chat(body: ChatRequest, merchant: MerchantOnlyDep, gateway: GatewayDep
         turn = await gateway.merchant_says(merchant.id, body.text, body.payload, body.client_id,
                                            conversation_id=body.conversation_id)
     except GatewayError as exc:
-        raise HTTPException(status_code=exc.status, detail=exc.detail) from None
+        headers = {"Retry-After": str(exc.retry_after)} if exc.retry_after else None
+        raise HTTPException(status_code=exc.status, detail=exc.detail, headers=headers) from None
     if turn.bot_down or turn.overloaded:
         raise HTTPException(status_code=503, detail=turn.replies[0].text,
                             headers={"Retry-After": "5" if turn.overloaded else "30"})

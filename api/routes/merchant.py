@@ -73,6 +73,9 @@ def file_appeal(body: schemas.AppealCreate, merchant: MerchantDep, db: SessionDe
              summary="上传申诉材料（图片或 PDF）")
 def upload_evidence(number: str, request: Request, merchant: MerchantDep, db: SessionDep,
                     settings: SettingsDep, file: Annotated[UploadFile, File()]) -> schemas.EvidenceOut:
+    if wait := request.app.state.limiter.hit(f"upload:{merchant.id}", settings.uploads_per_minute, 60):
+        raise HTTPException(status_code=429, detail=f"上传太频繁了，请 {wait} 秒后再试",
+                            headers={"Retry-After": str(wait)})
     data = file.file.read(settings.evidence_max_bytes + 1)  # a sync route: the threadpool reads and writes
     appeal = appeal_service.find_appeal(db, number, merchant, lock=True)
     evidence = appeal_service.add_evidence(
