@@ -14,6 +14,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from core.settings import Settings, get_settings
 
 from . import errors, queue_watch
+from .body_limits import BodyLimits
 from .db import make_engine, make_sessionmaker
 from .gateway import Gateway
 from .hub import Hub
@@ -75,6 +76,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     errors.install(app)
     app.add_middleware(RefuseBrokenText)
     app.add_middleware(SecurityHeaders)
+    app.add_middleware(BodyLimits, max_upload_bytes=settings.evidence_max_bytes)
     # The widget runs on the merchant back-office's origin and calls us with a bearer token (no cookies).
     app.add_middleware(CORSMiddleware, allow_origins=settings.widget_origins, allow_credentials=False,
                        allow_methods=["GET", "POST", "PUT", "DELETE"], allow_headers=["Authorization", "Content-Type"])

@@ -175,3 +175,15 @@ def test_pages_carry_security_headers_and_the_docs_leave_the_internal_interface_
     assert client.get("/healthz").headers["x-content-type-options"] == "nosniff"
     spec = client.get("/openapi.json").text.lower()
     assert '"/internal/' not in spec and "x-internal-token" not in spec and "x-merchant-id" not in spec
+
+
+def test_bodies_too_large_or_uploads_without_a_token_are_refused_before_they_are_read(client, settings):
+    merchant = merchant_headers(settings)
+    files = {"file": ("proof.png", b"\x89PNG\r\n\x1a\n" + b"0" * 100, "image/png")}
+    anonymous = client.post("/api/appeals/SS2611160001/evidence", files=files)
+    assert anonymous.status_code == 401 and anonymous.json()["detail"] == "请先登录"
+    huge = {"file": ("big.png", b"\x89PNG\r\n\x1a\n" + b"0" * (settings.evidence_max_bytes + 128 * 1024), "image/png")}
+    too_big = client.post("/api/appeals/SS2611160001/evidence", files=huge, headers=merchant)
+    assert too_big.status_code == 413 and "请求太大" in too_big.json()["detail"]
+    chat = client.post("/api/chat", json={"text": "长" * 600_000}, headers=merchant)
+    assert chat.status_code == 413
