@@ -84,6 +84,7 @@ def test_two_agents_taking_at_once_exactly_one_wins_and_the_other_is_told_who(cl
     assert len(joined) == 1
 
 
+@pytest.mark.pg
 def test_the_take_race_in_two_sessions_is_decided_by_the_database(database, client):
     conv = escalate(client, database, "M10001")
     engine = create_engine(database.sqlalchemy_url)
