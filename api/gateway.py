@@ -160,10 +160,15 @@ class Gateway:
         """Steps between the bot and the agents (``services.handover.Change``): each new message to the merchant's
         widget and to every agent's console, then the conversation's new state."""
         for change in changes:
-            for msg in change.messages:
-                self.hub.publish(conv_channel(msg.conversation_id), message_event(msg))
-                self.hub.publish(AGENTS_CHANNEL, message_event(msg))
+            self.push_everywhere(change.messages)
             self.push_mode(change.conversation)
+
+    def push_everywhere(self, msgs: list[Message]) -> None:
+        """To the merchant's widget and to every agent's console."""
+        for msg in msgs:
+            event = message_event(msg)
+            self.hub.publish(conv_channel(msg.conversation_id), event)
+            self.hub.publish(AGENTS_CHANNEL, event)
 
     def push_mode(self, conv: Conversation) -> None:
         event = mode_event(conv)

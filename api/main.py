@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from contextlib import asynccontextmanager
 
@@ -60,7 +61,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.gateway = Gateway(app.state.rasa, app.state.hub, app.state.sessions, settings, app.state.limiter)
         app.state.kb = KnowledgeBase(settings, app.state.sessions)
         app.state.kb.start()
-        queue_clock = asyncio.create_task(queue_watch.watch(app.state.sessions, settings, app.state.gateway))
+        queue_clock = asyncio.create_task(queue_watch.watch(
+            functools.partial(queue_watch.check, app.state.sessions, settings), settings.queue_check_seconds,
+            app.state.gateway))
         yield
         queue_clock.cancel()
         await asyncio.gather(queue_clock, return_exceptions=True)

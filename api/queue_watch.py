@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.concurrency import run_in_threadpool
@@ -25,11 +26,12 @@ def check(sessions: sessionmaker[Session], settings: Settings) -> list[handover.
         return changes
 
 
-async def watch(sessions: sessionmaker[Session], settings: Settings, gateway: Gateway) -> None:
+async def watch(check_once: Callable[[], list[handover.Change]], every: float, gateway: Gateway) -> None:
+    """Run ``check_once`` (blocking: it goes to the threadpool) every ``every`` seconds and push what it changed."""
     while True:
-        await asyncio.sleep(settings.queue_check_seconds)
+        await asyncio.sleep(every)
         try:
-            changes = await run_in_threadpool(check, sessions, settings)
+            changes = await run_in_threadpool(check_once)
         except Exception:  # the database is away for a moment: try again next round
             log.exception("queue check failed")
             continue

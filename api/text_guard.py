@@ -9,7 +9,9 @@ history and the lists it appears in. ``RefuseBrokenText`` checks every JSON requ
 from __future__ import annotations
 
 import json
+import re
 
+SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
 BROKEN = "内容包含无法识别的字符（不成对的 Unicode 代理字符），请检查后重新发送"
 
 
@@ -47,7 +49,9 @@ class RefuseBrokenText:
             body += message.get("body", b"")
             if not message.get("more_body", False):
                 break
-        if b"\\u" in body:  # a surrogate can only arrive escaped: UTF-8 bytes cannot encode one
+        # A surrogate can only arrive escaped (UTF-8 bytes cannot encode one); clients that escape all non-ASCII
+        # text send \uXXXX for every Chinese character, so only a surrogate escape costs a second parse.
+        if SURROGATE_ESCAPE.search(body):
             try:
                 ok = encodable(json.loads(body))
             except ValueError:

@@ -37,6 +37,7 @@ from devtools.prepare import ensure_database
 
 from . import kb_common as kc
 from .service_api import WIDGET_SECRET, api_server
+from .turns_load import rss_mib
 
 PASSWORD = "bench-password"
 STAFF_CONCURRENCY = 8
@@ -76,13 +77,6 @@ async def until(ws, kind: str) -> dict:
         event = json.loads(await ws.recv())
         if event["type"] == kind:
             return event
-
-
-def rss_mib(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
 
 
 async def measure(base: str, agents: list[str], rows: list[tuple[str, int, str]], seconds: float, pid: int) -> dict:

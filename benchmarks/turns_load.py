@@ -166,33 +166,34 @@ def tree_pids(stack: Stack) -> dict[str, list[int]]:
     return out
 
 
-def rss_now(stack: Stack) -> dict[str, float]:
-    """Resident memory of each service (its processes together), MiB."""
-    out = {}
-    for name, pids in tree_pids(stack).items():
-        total = 0
-        for p in pids:
-            try:
-                for line in Path(f"/proc/{p}/status").read_text().splitlines():
-                    if line.startswith("VmRSS:"):
-                        total += int(line.split()[1])
-            except OSError:
-                pass
-        out[name] = total / 1024
-    return out
-
-
-def cpu_now(stack: Stack) -> dict[str, float]:
+def per_service(stack: Stack, read) -> dict[str, float]:
+    """``read(pid)`` summed over each service's processes (a process that ended meanwhile counts 0)."""
     out = {}
     for name, pids in tree_pids(stack).items():
         total = 0.0
         for p in pids:
             try:
-                total += process_cpu(p)
+                total += read(p)
             except OSError:
                 pass
         out[name] = total
     return out
+
+
+def rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def rss_now(stack: Stack) -> dict[str, float]:
+    """Resident memory of each service (its processes together), MiB."""
+    return per_service(stack, rss_mib)
+
+
+def cpu_now(stack: Stack) -> dict[str, float]:
+    return per_service(stack, process_cpu)
 
 
 async def measured(target: Target, connections: int, traffic) -> Sample:

@@ -15,7 +15,7 @@ from core.settings import Settings
 
 from .. import labels, presenters, schemas
 from ..deps import AgentDep, AgentOnlyDep, GatewayDep, KbDep, RasaDep, SessionDep, SettingsDep
-from ..gateway import AGENTS_CHANNEL, conv_channel, message_event, typing_event
+from ..gateway import conv_channel, typing_event
 from ..kb_service import KbUnavailableError
 from ..models import (
     OPEN_CASE_STATUSES,
@@ -157,10 +157,22 @@ class SuggestionsOut(schemas.BaseModel):
 # --------------------------------------------------------------------------- presenting
 
 
-def _summary_row(db, conv: Conversation) -> ConsoleConversation:
-    merchant = db.get(Merchant, conv.merchant_id)
-    agent = db.get(User, conv.assigned_agent_id) if conv.assigned_agent_id else None
-    last = db.scalar(select(Message).where(Message.conversation_id == conv.id).order_by(Message.id.desc()).limit(1))
+def _summary_rows(db, convs: list[Conversation]) -> list[ConsoleConversation]:
+    """The list rows, with each conversation's merchant, agent and last message loaded in one query each."""
+    if not convs:
+        return []
+    merchants = {m.id: m for m in db.scalars(select(Merchant).where(Merchant.id.in_({c.merchant_id for c in convs})))}
+    agent_ids = {c.assigned_agent_id for c in convs if c.assigned_agent_id}
+    agents = {u.id: u for u in db.scalars(select(User).where(User.id.in_(agent_ids)))} if agent_ids else {}
+    last_ids = select(func.max(Message.id)).where(Message.conversation_id.in_([c.id for c in convs])) \
+        .group_by(Message.conversation_id)
+    lasts = {m.conversation_id: m for m in db.scalars(select(Message).where(Message.id.in_(last_ids)))}
+    return [_summary_row(c, merchants[c.merchant_id], agents.get(c.assigned_agent_id), lasts.get(c.id))
+            for c in convs]
+
+
+def _summary_row(conv: Conversation, merchant: Merchant, agent: User | None,
+                 last: Message | None) -> ConsoleConversation:
     aware = presenters.aware
     return ConsoleConversation(
         id=conv.id, mode=conv.mode.value, mode_label=labels.CONVERSATION_MODE[conv.mode], merchant_code=merchant.code,
@@ -205,7 +217,7 @@ def _detail(db, conv: Conversation) -> ConsoleDetail:
                                .limit(500)))
     audit = db.scalars(select(AuditEvent).where(AuditEvent.conversation_id == conv.id).order_by(AuditEvent.id))
     return ConsoleDetail(
-        conversation=_summary_row(db, conv), summary=bot_summary(messages, conv),
+        conversation=_summary_rows(db, [conv])[0], summary=bot_summary(messages, conv),
         messages=[presenters.message(m) for m in messages],
         notes=[NoteOut(id=n.id, author=name, text=n.text, created_at=presenters.aware(n.created_at))
                for n, name in handover.notes(db, conv.id)],
@@ -284,7 +296,7 @@ def conversations(agent: AgentDep, db: SessionDep,
             .order_by(Conversation.closed_at.desc())
     if q.strip():
         stmt = stmt.where(handover.merchant_filter(q))
-    return [_summary_row(db, c) for c in db.scalars(stmt.limit(limit))]
+    return _summary_rows(db, list(db.scalars(stmt.limit(limit))))
 
 
 @router.get("/conversations/{conversation_id}", response_model=ConsoleDetail, summary="会话详情（含机器人上下文）")
@@ -315,9 +327,7 @@ def reply(conversation_id: int, body: TextIn, agent: AgentDep, db: SessionDep,
     except HandoverError as exc:
         raise _fail(exc) from None
     db.commit()
-    for msg in change.messages:
-        gateway.hub.publish(conv_channel(conversation_id), message_event(msg))
-        gateway.hub.publish(AGENTS_CHANNEL, message_event(msg))
+    gateway.push_everywhere(change.messages)
     gateway.hub.publish(conv_channel(conversation_id), typing_event(conversation_id, "agent", typing=False))
     return presenters.message(change.messages[0])
 
