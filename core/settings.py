@@ -76,7 +76,12 @@ class Settings(BaseSettings):
     evidence_max_files: int = 9
 
     # Several API instances share pushes (agent replies, 服务进度提醒) through Redis; empty: this process only.
+    # With it set, Rasa also takes its conversation locks from Redis (a lock store), so two Rasa servers never
+    # work on one conversation at once.
     redis_url: str = ""
+    # Rasa's tracker store as a PostgreSQL URL (postgresql://user:password@host:port/database); empty: Rasa keeps
+    # trackers in its own memory, which only one Rasa server can do. Several Rasa servers need it.
+    rasa_tracker_url: str = ""
     # Origins allowed to call the API from a browser (the merchant back-office that embeds the widget).
     widget_origins: list[str] = ["*"]
     # The demo back-office page (/demo) mints widget tokens for the demo merchants: turn off in production.

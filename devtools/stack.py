@@ -23,6 +23,7 @@ import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import unquote, urlsplit
 
 from core.settings import REPO_ROOT, Settings, get_settings
 
@@ -47,6 +48,7 @@ class Service:
     argv: list[str]
     health_url: str
     is_healthy: Callable[[int, bytes], bool] = lambda status, _body: status == 200
+    env: dict[str, str] = field(default_factory=dict)  # on top of the stack's environment, for this one only
     proc: subprocess.Popen | None = None
     tail: collections.deque = field(default_factory=lambda: collections.deque(maxlen=80))
     reader: threading.Thread | None = None
@@ -85,6 +87,8 @@ def child_env(settings: Settings, extra: dict[str, str] | None = None) -> dict[s
         "SJZS_EMBEDDING_MODEL": settings.embedding_model,
         "SJZS_INTERNAL_TOKEN": settings.internal_token,
         "SJZS_RASA_TOKEN": settings.rasa_token,
+        "SJZS_REDIS_URL": settings.redis_url,
+        "SJZS_RASA_TRACKER_URL": settings.rasa_tracker_url,
         "SJZS_CHAT_PER_MINUTE": str(settings.chat_per_minute),
         "SJZS_UPLOADS_PER_MINUTE": str(settings.uploads_per_minute),
         "SJZS_LOGIN_PER_MINUTE": str(settings.login_per_minute),
@@ -94,14 +98,46 @@ def child_env(settings: Settings, extra: dict[str, str] | None = None) -> dict[s
     return env
 
 
-def write_endpoints(settings: Settings) -> Path:
-    """Rasa's endpoints file for these settings (Rasa 3.6 does not expand variables in it)."""
-    path = settings.var_dir / "run" / "endpoints.yml"
+def write_endpoints(settings: Settings, name: str = "endpoints.yml") -> Path:
+    """Rasa's endpoints file for these settings (Rasa 3.6 does not expand variables in it): the action server,
+    and with ``rasa_tracker_url`` / ``redis_url`` set, the shared tracker store and lock store that let several
+    Rasa servers take turns of one conversation."""
+    path = settings.var_dir / "run" / name
     path.parent.mkdir(parents=True, exist_ok=True)
     template = (REPO_ROOT / "bot" / "endpoints.yml").read_text(encoding="utf-8")
-    path.write_text(template.replace("http://127.0.0.1:5055/webhook", f"{settings.action_server_url}/webhook"),
-                    encoding="utf-8")
+    text = template.replace("http://127.0.0.1:5055/webhook", f"{settings.action_server_url}/webhook")
+    if settings.rasa_tracker_url:
+        db = urlsplit(settings.rasa_tracker_url)
+        text += ("\ntracker_store:\n  type: SQL\n  dialect: postgresql\n"
+                 f"  url: {json.dumps(db.hostname or '127.0.0.1')}\n  port: {db.port or 5432}\n"
+                 f"  db: {json.dumps(db.path.lstrip('/'))}\n  username: {json.dumps(unquote(db.username or ''))}\n"
+                 f"  password: {json.dumps(unquote(db.password or ''))}\n")
+    if settings.redis_url:
+        redis = urlsplit(settings.redis_url)
+        text += ("\nlock_store:\n  type: redis\n"
+                 f"  url: {json.dumps(redis.hostname or '127.0.0.1')}\n  port: {redis.port or 6379}\n"
+                 f"  db: {int(redis.path.lstrip('/') or 0)}\n  password: {json.dumps(unquote(redis.password or ''))}\n"
+                 "  key_prefix: sjzs\n")
+    path.write_text(text, encoding="utf-8")
     return path
+
+
+def processes(s: Settings, model: Path, endpoints: Path, ports: tuple[int, int, int] | None = None,
+              suffix: str = "") -> list[Service]:
+    """API, Rasa server and action server listening on ``ports`` (api, rasa, actions; default: the settings'
+    own). What each one calls comes from the environment the stack gives them all."""
+    api, rasa, actions = ports or (s.api_port, s.rasa_port, s.action_port)
+    url = f"http://{s.host}:{{}}".format
+    return [
+        Service(f"api{suffix}", [str(APP_BIN / "uvicorn"), "api.main:app", "--host", s.host, "--port", str(api),
+                                 "--no-access-log"], f"{url(api)}/healthz", _api_ready),
+        Service(f"rasa{suffix}", [str(RASA_BIN / "python"), "bot/serve_rasa.py", "--enable-api", "-i", s.host,
+                                  "-p", str(rasa), "-m", str(model), "--endpoints", str(endpoints),
+                                  "--credentials", "bot/credentials.yml"],  # the token travels in the environment
+                f"{url(rasa)}/status?token={s.rasa_token}"),
+        Service(f"actions{suffix}", [str(APP_BIN / "python"), "-m", "rasa_sdk", "--actions", "actions",
+                                     "-p", str(actions)], f"{url(actions)}/health"),
+    ]
 
 
 class Stack:
@@ -110,21 +146,8 @@ class Stack:
         self.settings = settings
         self.env = child_env(settings, env)
         self.echo = echo or (lambda line: print(line, flush=True))
-        s = settings
-        model = rasa_model or rasa_model_path(s)
-        endpoints = write_endpoints(s)
-        self.services = [
-            Service("api", [str(APP_BIN / "uvicorn"), "api.main:app", "--host", s.host,
-                            "--port", str(s.api_port), "--no-access-log"],
-                    f"{s.api_url}/healthz", _api_ready),
-            Service("rasa", [str(RASA_BIN / "rasa"), "run", "--enable-api", "-i", s.host, "-p", str(s.rasa_port),
-                             "-m", str(model), "--endpoints", str(endpoints),
-                             "--credentials", "bot/credentials.yml", "--auth-token", s.rasa_token],
-                    f"{s.rasa_url}/status?token={s.rasa_token}"),
-            Service("actions", [str(APP_BIN / "python"), "-m", "rasa_sdk", "--actions", "actions",
-                                "-p", str(s.action_port)],
-                    f"{s.action_server_url}/health"),
-        ]
+        model = rasa_model or rasa_model_path(settings)
+        self.services = processes(settings, model, write_endpoints(settings))
 
     # -- lifecycle ---------------------------------------------------------
     def start(self, timeout: float = 240.0) -> None:
@@ -139,7 +162,7 @@ class Stack:
 
     def _spawn(self, svc: Service) -> None:
         svc.proc = subprocess.Popen(
-            svc.argv, cwd=REPO_ROOT, env=self.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            svc.argv, cwd=REPO_ROOT, env={**self.env, **svc.env}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL, start_new_session=True,  # its own process group: we stop it whole
             preexec_fn=_die_with_parent,
         )
@@ -147,7 +170,7 @@ class Stack:
         svc.reader.start()
 
     def _pump(self, svc: Service) -> None:
-        colour = COLOURS.get(svc.name, "") if sys.stdout.isatty() else ""
+        colour = COLOURS.get(svc.name.split("-")[0], "") if sys.stdout.isatty() else ""
         reset = RESET if colour else ""
         prefix = f"{colour}{svc.name:<8}|{reset} "
         assert svc.proc and svc.proc.stdout

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import httpx
 import pytest
 
@@ -201,3 +203,12 @@ def test_a_caller_of_rasas_webhook_cannot_act_for_another_merchant(api):
         said = say(text)
         assert "GD2611190004" not in said and "冻结" not in said, said
     assert "正在为您转接" not in say("转人工")
+
+
+def test_rasas_token_guards_its_api_and_is_on_no_command_line(api, stack):
+    s = api.stack_settings
+    assert httpx.get(f"{s.rasa_url}/status", timeout=30).status_code == 401
+    assert httpx.get(f"{s.rasa_url}/status", params={"token": s.rasa_token}, timeout=30).status_code == 200
+    for name, pid in stack.pids().items():
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
+        assert s.rasa_token not in cmdline, name

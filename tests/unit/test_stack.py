@@ -67,3 +67,14 @@ def test_watch_reports_a_service_dying_later(settings):
     stack.stop()
     assert info.value.service == "short"
     assert time.monotonic() - started < 20
+
+
+def test_no_secret_is_on_any_command_line(settings):
+    """Process listings are readable by every user of the host: secrets travel in the environment."""
+    from pathlib import Path
+
+    stack = Stack(settings, echo=lambda _line: None, rasa_model=Path("model.tar.gz"))
+    secrets = [settings.rasa_token, settings.internal_token, settings.secret_key, settings.widget_secret]
+    for svc in stack.services:
+        assert not [s for s in secrets if any(s in arg for arg in svc.argv)], svc.name
+    assert stack.env["SJZS_RASA_TOKEN"] == settings.rasa_token
