@@ -3,14 +3,14 @@ APP_PY := .venv/app/bin/python
 export RASA_TELEMETRY_ENABLED := false
 export SQLALCHEMY_SILENCE_UBER_WARNING := 1
 
-.PHONY: run test check setup venvs browser prepare lint clean
+.PHONY: run test check setup venvs tools prepare lint clean
 
 ## Set up whatever is missing, then run API + Rasa + action server (Ctrl-C stops all three).
 run: venvs
 	$(APP_PY) -m devtools.stack
 
 ## Set up whatever is missing, then run the whole test suite (unit + end-to-end).
-test: setup browser
+test: setup tools
 	$(APP_PY) -m pytest $(PYTEST_ARGS)
 
 ## The fast tests for the inner loop (no Rasa, no browser, no training, SQLite only): under 2 minutes.
@@ -24,9 +24,9 @@ setup: venvs
 venvs:
 	bash scripts/setup-venvs.sh
 
-## Debian's Chromium and the published rasa-webchat bundle, for the browser tests.
-browser:
-	bash scripts/setup-browser.sh
+## Debian's Chromium and nginx, and the published rasa-webchat bundle, for the browser and scale-out tests.
+tools:
+	bash scripts/setup-test-tools.sh
 
 lint: venvs
 	.venv/app/bin/ruff check .

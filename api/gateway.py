@@ -19,13 +19,17 @@ from core.settings import Settings
 
 from . import crud, labels, presenters
 from .hub import Hub
-from .models import Conversation, ConversationMode, Merchant, Message, Notification, Sender
+from .models import Conversation, ConversationMode, HandoffReason, Merchant, Message, Notification, Sender
 from .rasa_client import RasaClient, RasaUnavailableError
 from .rate_limit import RateLimiter
+from .services import handover
 from .text_guard import encodable
 
 NO_REPLY = "抱歉，我暂时没能处理您的消息，请稍后再试；着急的话可以点「转人工」。"
 BOT_DOWN = "抱歉，智能助手暂时无法回复，您的消息已保存。请稍后再试，或点击「转人工」联系客服。"
+HUMAN_PAYLOAD = "/request_human"   # the 转人工 button (widget, bot replies): asking for a person never needs the bot
+HANDED_OVER = "智能助手暂时无法回复，已为您转接人工客服，请稍候，客服接入后会在这里回复您。您可以先把问题描述一下。"
+HANDED_TO_AGENT = "智能助手暂时无法回复，已为您接通人工客服，请直接描述您的问题。"
 MAX_PAYLOAD_CHARS = 500
 MAX_CLIENT_ID_CHARS = 64
 
@@ -145,7 +149,7 @@ class Gateway:
 
     def __init__(self, rasa: RasaClient, hub: Hub, sessions: sessionmaker[Session], settings: Settings,
                  limiter: RateLimiter | None = None):
-        self.rasa, self.hub, self.sessions = rasa, hub, sessions
+        self.rasa, self.hub, self.sessions, self.settings = rasa, hub, sessions, settings
         self.limiter, self.chat_per_minute = limiter or RateLimiter(), settings.chat_per_minute
         self.max_chars = settings.max_message_chars
         self.internal_token = settings.internal_token
@@ -220,7 +224,7 @@ class Gateway:
             self.hub.publish(AGENTS_CHANNEL, message_event(turn.merchant_message))
             return turn
 
-        channel = conv_channel(conv.id)
+        channel, asked = conv_channel(conv.id), payload or text
         try:
             async with self.admission.turn(conv.id) as admitted:
                 if not admitted:
@@ -228,13 +232,17 @@ class Gateway:
                     return await self._system_reply(turn, OVERLOADED)
                 self.hub.publish(channel, typing_event(conv.id, "bot"))
                 try:
-                    raw = await self.rasa.send(f"conv-{conv.id}", payload or text,
+                    raw = await self.rasa.send(f"conv-{conv.id}", asked,
                                                vouch.metadata(self.internal_token, turn.merchant_code, conv.id))
                 finally:
                     self.hub.publish(channel, typing_event(conv.id, "bot", typing=False))
         except RasaUnavailableError:
+            if asked == HUMAN_PAYLOAD:
+                return await self._hand_over(turn)
             turn.bot_down = True
             return await self._system_reply(turn, BOT_DOWN)
+        if not raw and asked == HUMAN_PAYLOAD:  # Rasa is up but its handoff action could not run
+            return await self._hand_over(turn)
         mode_before = conv.mode
         turn.conversation, turn.replies = await run_in_threadpool(self._store_replies, conv.id,
                                                                   turn.merchant_message.id, fold_custom(raw))
@@ -249,6 +257,15 @@ class Gateway:
         turn.replies = await run_in_threadpool(self._store_system, turn.conversation.id, text,
                                                turn.merchant_message.id)
         self.push_messages(turn.replies)
+        return turn
+
+    async def _hand_over(self, turn: Turn) -> Turn:
+        """The merchant asked for a person but the bot could not take the request (Rasa or the action server
+        is down): queue the conversation for the agents here, as the handoff action would have."""
+        turn.conversation, turn.replies, changes = await run_in_threadpool(
+            self._store_handover, turn.conversation.id, turn.merchant_message.id)
+        self.push_handover(changes)
+        self.push_everywhere(turn.replies)
         return turn
 
     # -- database steps (threadpool; each in a session of its own) ---------------------------------------
@@ -282,6 +299,20 @@ class Gateway:
             msgs = [crud.add_message(db, conv, Sender.bot, r["text"], reply_payload(r, reply_to)) for r in replies]
             db.commit()
             return conv, msgs
+
+    def _store_handover(self, conversation_id: int,
+                        reply_to: int) -> tuple[Conversation, list[Message], list[handover.Change]]:
+        with self.sessions() as db:
+            conv = db.get(Conversation, conversation_id)
+            change = handover.escalate(db, conv, HandoffReason.merchant_asked,
+                                       f"已转人工：{labels.HANDOFF_REASON[HandoffReason.merchant_asked]}")
+            if change is None:  # a person has it already (or it is waiting for one): nothing to add
+                return conv, [], []
+            changes = [change, *handover.assign_waiting(db, self.settings)]
+            text = HANDED_TO_AGENT if conv.mode == ConversationMode.agent else HANDED_OVER
+            reply = crud.add_message(db, conv, Sender.system, text, {"reply_to": reply_to})
+            db.commit()
+            return conv, [reply], changes
 
     def _store_system(self, conversation_id: int, text: str, reply_to: int) -> list[Message]:
         with self.sessions() as db:

@@ -8,7 +8,9 @@ import json
 import logging
 import threading
 import time
+import uuid
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from functools import lru_cache
 from pathlib import Path
 
@@ -30,7 +32,7 @@ from knowledge_base.embedder import identity, model_folders
 from knowledge_base.normalize import NORMALIZE_VERSION
 
 from . import crud
-from .models import Faq, FaqStatus
+from .models import Faq, FaqStatus, KbChange
 from .services import faqs as faq_service
 
 log = logging.getLogger("api.kb")
@@ -132,6 +134,101 @@ def build_retriever(db: Session, embedder: Embedder, index_dir: Path, progress_f
     return retriever, "rebuilt"
 
 
+@dataclass
+class SynonymJob:
+    """The re-embedding a synonym change starts, as ``GET /api/kb/synonyms/job`` reports it.
+
+    ``state``: idle (no change since the start), queued (saved; waits for the index or for the job it replaced
+    to stop), running, done, failed (the old table keeps serving). ``total`` phrasings' texts to embed,
+    ``done`` of them so far, ``reused`` phrasings that kept their vectors; ``superseded``: tables saved while
+    an earlier one was being applied, replaced by this one before they took effect.
+    """
+
+    state: str = "idle"
+    message: str = "同义词表自启动以来未修改"
+    revision: int = 0
+    terms: int = 0
+    done: int = 0
+    total: int = 0
+    reused: int = 0
+    superseded: int = 0
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+
+
+class ChangeFeed:
+    """Knowledge-base changes between API instances over Redis pub/sub (sync client, used from threads).
+
+    A message is ``{"origin": <instance>, "revision": N, "faq_id": id}`` for an FAQ, ``"faq_id": null`` for the
+    synonym table. The channel (``kb_sync_channel``, ``sjzs-kb``) lies outside the hub's ``sjzs:*`` pattern.
+    Redis being down loses messages, never an edit: instances catch up from the database.
+    """
+
+    def __init__(self, url: str, channel: str):
+        import redis
+
+        self.channel = channel
+        self._errors = (redis.RedisError, OSError)
+        self._client = redis.Redis.from_url(url, socket_connect_timeout=1.0, socket_timeout=2.0)
+        self._pubsub = None
+        self.subscribed = False  # Redis confirmed the subscription (messages published from now on arrive)
+        self.failing = False  # Redis did not answer last time (logged once per outage)
+
+    def publish(self, message: dict) -> None:
+        try:
+            self._client.publish(self.channel, json.dumps(message))
+            self.failing = False
+        except self._errors as exc:
+            self._trouble("publish", exc)
+
+    def receive(self, timeout: float) -> dict | None:
+        """The next message within ``timeout`` seconds; ``{"subscribed": True}`` whenever the subscription is
+        (re)made, when messages may have been missed; None on silence or while Redis is unreachable."""
+        try:
+            if self._pubsub is None:
+                self._pubsub = self._client.pubsub()
+                self._pubsub.subscribe(self.channel)
+            item = self._pubsub.get_message(timeout=timeout)
+        except self._errors as exc:
+            self._trouble("subscribe", exc)
+            self._drop()
+            return None
+        self.failing = False
+        if item is None:
+            return None
+        if item.get("type") == "subscribe":
+            self.subscribed = True
+            return {"subscribed": True}
+        if item.get("type") != "message":
+            return None
+        try:
+            message = json.loads(item["data"])
+        except ValueError:
+            message = None
+        if not isinstance(message, dict):
+            log.warning("dropped a malformed knowledge-base message on %s", self.channel)
+            return None
+        return message
+
+    def close(self) -> None:
+        self._drop()
+        self._client.close()
+
+    def _drop(self) -> None:
+        pubsub, self._pubsub = self._pubsub, None
+        self.subscribed = False
+        if pubsub is not None:
+            try:
+                pubsub.close()
+            except self._errors:
+                pass
+
+    def _trouble(self, what: str, exc: Exception) -> None:
+        if not self.failing:  # once per outage, not once per second
+            log.warning("knowledge-base sync: Redis %s failed (%s); catching up from the database", what, exc)
+        self.failing = True
+
+
 class KnowledgeBase:
     """Owns the embedding model and the FAQ index for this API process.
 
@@ -139,6 +236,15 @@ class KnowledgeBase:
     ``var/models/serving.json``), a watcher thread loads it and its index beside the serving one, then swaps
     both in with one assignment: a search holds one retriever for its whole run, so it never sees a
     half-swapped state. FAQ edits made while the new index is built are replayed onto it before the swap.
+
+    A synonym change is applied the same way by a job thread (``set_synonyms``): a new index beside the serving
+    one, embedding only the phrasings the new table reads differently, swapped in when done; one job at a
+    time, the latest table wins. Model loads and synonym jobs take turns (``_build_lock``).
+
+    Several API instances: each change to the knowledge base bumps a revision in the database (in the change's
+    transaction, ``faq_service.record_change``); the instance that made it applies it, then tells the others
+    through Redis (``ChangeFeed``), and every ``kb_sync_seconds`` each instance applies the changes committed
+    since the last revision it holds, so one that missed messages catches up.
     """
 
     def __init__(self, settings: Settings, sessions: sessionmaker[Session]):
@@ -150,20 +256,46 @@ class KnowledgeBase:
         self._closing = threading.Event()
         self._save_timer: threading.Timer | None = None
         self._save_lock = threading.Lock()
+        self._saving = threading.Lock()
         self._swap_lock = threading.Lock()
         self._dirty: set[int] | None = None  # FAQs edited while a new retriever is being built
         self._stamp = serving.stamp(settings.serving_file)
+        self._build_lock = threading.Lock()  # one new retriever at a time: a model load or a synonym job
+        self._apply_lock = threading.Lock()  # an FAQ is read and indexed in one step, so a later read wins
+        # synonyms: the latest table asked for (None: the served one), its revision, the job applying it
+        self._job_lock = threading.Lock()
+        self._wanted: dict[str, str] | None = None
+        self._wanted_revision = 0
+        self._wanted_seq = 0
+        self._job = SynonymJob()
+        self._job_wake = threading.Event()
+        self._job_thread: threading.Thread | None = None
+        # sync: every revision up to ``_revision`` is applied, and those in ``_seen`` above it
+        self.origin = uuid.uuid4().hex
+        self._sync_lock = threading.Lock()
+        self._revision: int | None = None
+        self._seen: set[int] = set()
+        self._feed = ChangeFeed(settings.redis_url, settings.kb_sync_channel) if settings.redis_url else None
+        self._sync_thread: threading.Thread | None = None
 
     def start(self) -> None:
         """Load the model and the index without blocking the API's start; then watch for promotions."""
         self._thread = threading.Thread(target=self._run, name="kb-loader", daemon=True)
         self._thread.start()
+        self._job_thread = threading.Thread(target=self._synonym_worker, name="kb-synonyms", daemon=True)
+        self._job_thread.start()
+        self._sync_thread = threading.Thread(target=self._sync_run, name="kb-sync", daemon=True)
+        self._sync_thread.start()
 
     def close(self, timeout: float = 60.0) -> None:
-        """Stop the loader and write pending index changes before the database goes away."""
+        """Stop the threads and write pending index changes before the database goes away."""
         self._closing.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
+        self._job_wake.set()
+        for thread in (self._thread, self._job_thread, self._sync_thread):
+            if thread is not None:
+                thread.join(timeout)
+        if self._feed is not None:
+            self._feed.close()
         if self._save_timer is not None:
             self._save_timer.cancel()
             self._save()
@@ -187,6 +319,10 @@ class KnowledgeBase:
                 self._load(swap=True)
 
     def _load(self, swap: bool = False) -> None:
+        with self._build_lock:
+            self._load_locked(swap)
+
+    def _load_locked(self, swap: bool) -> None:
         started = time.monotonic()
         s = self.settings
         model_path = s.model_path
@@ -199,6 +335,8 @@ class KnowledgeBase:
                 return
             with self._swap_lock:
                 self._dirty = set()
+            if self._revision is None:  # read before the FAQs: a change committed in between is applied again
+                self._revision = self._read_revision()
             with self.sessions() as db:
                 retriever, source = build_retriever(db, embedder, s.index_dir, index_options=s.index_options,
                                                     model_path=model_path)
@@ -229,7 +367,7 @@ class KnowledgeBase:
             self._apply(fresh, dirty)
 
     def _apply(self, retriever: Retriever, faq_ids: set[int]) -> None:
-        with self.sessions() as db:
+        with self._apply_lock, self.sessions() as db:
             for faq_id in faq_ids:
                 faq = db.get(Faq, faq_id)
                 if faq is not None and faq.status == FaqStatus.published:
@@ -238,27 +376,246 @@ class KnowledgeBase:
                     retriever.remove_faq(faq_id)
 
     def refresh_faq(self, faq_id: int) -> None:
-        """Bring one FAQ's entry in the index in line with the database (incremental, no rebuild)."""
+        """Bring one FAQ's entry in the index in line with the database (incremental, no rebuild), then tell
+        the other API instances. Called by the routes after the change is committed."""
+        revision = self._last_change(faq_id)  # read first: the FAQ read next is at least that new
+        self._refresh({faq_id})
+        if revision:
+            self._mark_seen(revision)
+            self._announce(revision, faq_id)
+
+    def _refresh(self, faq_ids: set[int]) -> None:
         with self._swap_lock:
             retriever = self.retriever
             if self._dirty is not None:
-                self._dirty.add(faq_id)  # a retriever being built gets this edit too
+                self._dirty.update(faq_ids)  # a retriever being built gets these edits too
         if retriever is None:
             return  # the loader reads the database after this commit anyway
-        self._apply(retriever, {faq_id})
+        self._apply(retriever, faq_ids)
         self._schedule_save()
 
-    def set_synonyms(self, table: dict[str, str]) -> None:
-        """New synonyms change how every phrasing reads: re-embed all, then swap the index in at once."""
+    # ------------------------------------------------------------------ synonyms
+
+    def set_synonyms(self, table: dict[str, str], revision: int = 0) -> SynonymJob:
+        """Apply a synonym table committed at ``revision`` in the background and tell the other instances;
+        returns the job's status at once. Searches use the old table until the new index swaps in. A table of
+        an older revision than one already asked for is ignored (0: revision unknown, always taken)."""
+        self._want_synonyms(table, revision)
+        if revision:
+            self._mark_seen(revision)
+            self._announce(revision, None)
+        return self.synonym_job()
+
+    def synonym_job(self) -> SynonymJob:
+        with self._job_lock:
+            return dataclasses.replace(self._job)
+
+    def _want_synonyms(self, table: dict[str, str], revision: int) -> None:
+        with self._job_lock:
+            if revision and revision < self._wanted_revision:
+                return  # a newer table is already asked for
+            self._wanted_revision = max(self._wanted_revision, revision)
+            served = self.retriever.synonyms if self.retriever is not None else None
+            if table == (self._wanted if self._wanted is not None else served):
+                return  # already applied or being applied
+            pending = self._job.state in ("queued", "running")
+            self._wanted, self._wanted_seq = dict(table), self._wanted_seq + 1
+            self._job = SynonymJob("queued", "同义词表已保存，等待重新计算受影响的问法", revision, len(table),
+                                   superseded=self._job.superseded + 1 if pending else 0, started_at=_now())
+        self._job_wake.set()
+
+    def _synonym_worker(self) -> None:
+        while not self._closing.is_set():
+            self._job_wake.wait()
+            self._job_wake.clear()
+            if not self.wait_ready() and not self._closing.is_set():
+                self._job_update(state="failed", finished_at=_now(),
+                                 message=f"同义词表未能生效：知识库未能加载（{self.status.detail}）")
+                continue
+            while not self._closing.is_set():
+                with self._job_lock:
+                    seq, table = self._wanted_seq, self._wanted
+                if table is None:
+                    break
+                try:
+                    with self._build_lock:
+                        finished = self._apply_synonyms(table, seq)
+                except Exception as exc:
+                    log.exception("synonym table could not be applied")
+                    self._job_update(seq, state="failed", finished_at=_now(),
+                                     message=f"同义词表未能生效：{exc}；检索仍使用原来的同义词表")
+                    break
+                if finished:
+                    break  # else a newer table came in meanwhile: apply that one
+
+    def _apply_synonyms(self, table: dict[str, str], seq: int) -> bool:
+        """Build the index for ``table`` beside the serving one and swap it in; False when a newer table
+        superseded it before the swap."""
         current = self.retriever
         if current is None:
-            return
-        fresh = Retriever(current.embedder, FaqIndex(current.embedder.dim, **self.settings.index_options),
-                          current.thresholds, synonyms=table)
-        with self.sessions() as db:
-            fresh.index_many([(f.id, f.phrasings) for f in crud.published_faqs(db)])
-        self.retriever = fresh
+            raise KbUnavailableError(self.status.state)
+        if dict(current.synonyms) == table:
+            self._job_update(seq, state="done", finished_at=_now(), reused=len(current.index),
+                             message="同义词表已生效（检索已在使用这张表）")
+            return True
+        self._job_update(seq, state="running", message="正在重新计算受影响的问法")
+
+        def progress(done: int, total: int, reused: int) -> None:
+            self._job_update(seq, done=done, total=total, reused=reused,
+                             message=f"正在重新计算受影响的问法：{done}/{total}")
+
+        def superseded() -> bool:
+            return self._wanted_seq != seq or self._closing.is_set()
+
+        with self._swap_lock:
+            self._dirty = set()
+        fresh = None
+        try:
+            with self.sessions() as db:
+                faqs = [(f.id, f.phrasings) for f in crud.published_faqs(db)]
+            index = FaqIndex(current.embedder.dim, **self.settings.index_options)
+            fresh = current.reindexed(table, faqs, index, progress=progress, stop=superseded)
+            if fresh is not None:
+                with self._job_lock:  # a table asked for from now on starts a new job after this swap
+                    fresh = None if self._wanted_seq != seq else fresh
+        finally:
+            if fresh is None:
+                with self._swap_lock:
+                    self._dirty = None
+        if fresh is None:
+            return False
+        self._install(fresh)
+        job = self._job_update(seq, state="done", finished_at=_now())
+        if job is not None:
+            self._job_update(seq, message=f"同义词表已生效：重新计算 {job.total} 条问法，其余 {job.reused} 条沿用原向量")
+        log.info("synonyms applied (revision %s): %d texts embedded, %d phrasings reused",
+                 job.revision if job else "?", job.total if job else 0, job.reused if job else 0)
         self._schedule_save()
+        return True
+
+    def _job_update(self, seq: int | None = None, **changes) -> SynonymJob | None:
+        """Update the job's status, unless it belongs to a table a newer one has replaced."""
+        with self._job_lock:
+            if seq is not None and seq != self._wanted_seq:
+                return None
+            self._job = dataclasses.replace(self._job, **changes)
+            return dataclasses.replace(self._job)
+
+    # ------------------------------------------------------------------ sync between API instances
+
+    def sync_now(self) -> int:
+        """Apply every change committed since the last revision this instance holds (messages it missed);
+        returns how many it applied."""
+        if self.retriever is None or self._revision is None:
+            return 0
+        with self.sessions() as db:
+            if faq_service.kb_revision(db) <= self._revision:
+                return 0
+            changes = [(c.revision, c.faq_id) for c in faq_service.kb_changes_since(db, self._revision)]
+        if not changes:
+            return 0
+        with self._sync_lock:
+            todo = [(rev, faq_id) for rev, faq_id in changes if rev not in self._seen]
+        faq_ids = {faq_id for _, faq_id in todo if faq_id is not None}
+        if faq_ids:
+            self._refresh(faq_ids)
+        if any(faq_id is None for _, faq_id in todo):
+            self._reload_synonyms()
+        with self._sync_lock:
+            self._revision = max(self._revision, changes[-1][0])
+            self._advance()
+        if todo:
+            log.info("knowledge base caught up to revision %d (%d changes applied)", self._revision, len(todo))
+        return len(todo)
+
+    def _on_message(self, message: dict) -> None:
+        if message.get("origin") == self.origin:
+            return  # this instance made the change and applied it already
+        revision, faq_id = message.get("revision"), message.get("faq_id")
+        if not isinstance(revision, int) or not (faq_id is None or isinstance(faq_id, int)):
+            log.warning("dropped a malformed knowledge-base message: %r", message)
+            return
+        with self.sessions() as db:  # committed before it was published, so it is there if it is ours
+            change = db.get(KbChange, revision)
+            ours = change is not None and change.faq_id == faq_id
+        if not ours:  # another deployment sharing this Redis: marking its revision seen would skip one of ours
+            log.info("ignored a knowledge-base message for revision %s of another database", revision)
+            return
+        if faq_id is None:
+            self._reload_synonyms()
+        else:
+            self._refresh({faq_id})
+        self._mark_seen(revision)
+
+    def _reload_synonyms(self) -> None:
+        with self.sessions() as db:  # the revision first: the table read after it is at least that new
+            revision = faq_service.last_change(db, None)
+            table = faq_service.synonyms(db)
+        self._want_synonyms(table, revision)
+
+    def _sync_run(self) -> None:
+        """Apply other instances' changes as their messages come, and catch up from the database regularly."""
+        self.wait_ready()
+        period = self.settings.kb_sync_seconds
+        next_check = time.monotonic()
+        while not self._closing.is_set():
+            now = time.monotonic()
+            if period > 0 and now >= next_check:
+                self._guarded(self.sync_now)
+                next_check = now + period
+            wait = max(0.0, next_check - time.monotonic()) if period > 0 else 1.0
+            if self._feed is None:
+                self._closing.wait(wait)
+                continue
+            message = self._feed.receive(timeout=min(wait, 1.0))
+            if message is None:
+                if self._feed.failing:  # Redis is down: wait, the database check still runs
+                    self._closing.wait(min(wait, 1.0))
+            elif message.get("subscribed"):
+                next_check = time.monotonic()  # (re)subscribed: messages may have been missed meanwhile
+            else:
+                self._guarded(self._on_message, message)
+
+    def _guarded(self, step, *args) -> None:
+        try:
+            step(*args)
+        except Exception:  # the database or the model failed this time: the next check tries again
+            log.exception("knowledge-base sync step failed")
+
+    def _announce(self, revision: int, faq_id: int | None) -> None:
+        if self._feed is not None:
+            self._feed.publish({"origin": self.origin, "revision": revision, "faq_id": faq_id})
+
+    def _mark_seen(self, revision: int) -> None:
+        with self._sync_lock:
+            if self._revision is None or revision <= self._revision:
+                return
+            self._seen.add(revision)
+            self._advance()
+
+    def _advance(self) -> None:
+        """Move the applied revision over the ones seen in a row above it; under ``_sync_lock``."""
+        while self._revision is not None and self._revision + 1 in self._seen:
+            self._revision += 1
+        self._seen = {r for r in self._seen if self._revision is not None and r > self._revision}
+
+    def _read_revision(self) -> int | None:
+        try:
+            with self.sessions() as db:
+                return faq_service.kb_revision(db)
+        except Exception:  # a database without migration 0004: this instance does not sync
+            log.exception("could not read the knowledge base's revision; instances will not sync")
+            return None
+
+    def _last_change(self, faq_id: int | None) -> int:
+        try:
+            with self.sessions() as db:
+                return faq_service.last_change(db, faq_id)
+        except Exception:
+            log.exception("could not read the knowledge base's revision")
+            return 0
+
+    # ------------------------------------------------------------------ saving, searching, health
 
     def _schedule_save(self, delay: float = 2.0) -> None:
         """Persist the index a moment after the last edit (edits come in bursts)."""
@@ -270,16 +627,23 @@ class KnowledgeBase:
             self._save_timer.start()
 
     def _save(self) -> None:
-        retriever = self.retriever
-        if retriever is None:
-            return
-        try:
-            with self.sessions() as db:  # fingerprint first: a later edit makes it stale, never the reverse
-                fingerprint = data_fingerprint(db, retriever.embedder, dict(retriever.synonyms))
-            retriever.index.save(index_folder(self.settings.index_dir, retriever.embedder),
-                                 {"fingerprint": fingerprint, "model": retriever.embedder.name})
-        except Exception:
-            log.exception("could not save the index; it will be rebuilt at the next start")
+        with self._saving:  # one save at a time: they write the same folder
+            retriever = self.retriever
+            if retriever is None:
+                return
+            try:
+                with self.sessions() as db:  # fingerprint first: a later edit makes it stale, never the reverse...
+                    fingerprint = data_fingerprint(db, retriever.embedder, dict(retriever.synonyms))
+                    # ... provided this index holds every change committed before: another instance's edit not
+                    # applied here yet would be in the fingerprint and missing from the index
+                    behind = self._revision is not None and faq_service.kb_revision(db) > self._revision
+                if behind:
+                    self._schedule_save()  # again after the next catch-up
+                    return
+                retriever.index.save(index_folder(self.settings.index_dir, retriever.embedder),
+                                     {"fingerprint": fingerprint, "model": retriever.embedder.name})
+            except Exception:
+                log.exception("could not save the index; it will be rebuilt at the next start")
 
     def search(self, text: str, k: int = 5) -> Result:
         retriever = self.retriever  # one retriever for the whole search, whatever a swap does meanwhile
@@ -298,8 +662,12 @@ class KnowledgeBase:
             index = {"status": st.state}
         else:
             index = {"status": "ok", "faqs": retriever.index.faq_count,
-                     "phrasings": len(retriever.index), "source": st.source}
+                     "phrasings": len(retriever.index), "source": st.source, "revision": self._revision}
         return {"model": model, "index": index}
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
 
 
 class KbUnavailableError(RuntimeError):

@@ -14,7 +14,7 @@ from fastapi.middleware.cors import CORSMiddleware
 
 from core.settings import Settings, get_settings
 
-from . import errors, queue_watch
+from . import db_errors, errors, queue_watch
 from .body_limits import BodyLimits
 from .db import make_engine, make_sessionmaker
 from .gateway import Gateway
@@ -48,9 +48,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-        # One pooled connection per threadpool thread (+ the loader and index-saving threads).
+        # One pooled connection per threadpool thread (+ the knowledge base's loader, saver, sync and synonym
+        # job threads).
         anyio.to_thread.current_default_thread_limiter().total_tokens = settings.threadpool_size
-        engine = make_engine(settings.sqlalchemy_url, pool_size=settings.db_pool_size + 2)
+        engine = make_engine(settings.sqlalchemy_url, pool_size=settings.db_pool_size + 4)
         app.state.engine = engine
         app.state.sessions = make_sessionmaker(engine)
         app.state.files = LocalFileStore(settings.evidence_dir)
@@ -77,6 +78,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.hub = Hub(settings.redis_url)
     app.state.limiter = RateLimiter()
     errors.install(app)
+    db_errors.install(app)
     app.add_middleware(RefuseBrokenText)
     app.add_middleware(SecurityHeaders)
     app.add_middleware(BodyLimits, max_upload_bytes=settings.evidence_max_bytes)

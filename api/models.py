@@ -417,6 +417,29 @@ class Synonym(Base):
     canonical: Mapped[str] = mapped_column(String(50))
 
 
+class KbState(Base):
+    """The knowledge base's revision: one row, bumped in the same transaction as every FAQ or synonym change.
+
+    The bump locks the row until commit, so revisions commit in order and without gaps: an API instance that
+    has applied every change up to N has missed nothing below N (api/kb_service.py, catching up)."""
+
+    __tablename__ = "kb_state"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    revision: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class KbChange(Base):
+    """What each revision changed: one FAQ (``faq_id``, kept after the FAQ is deleted) or the synonym table."""
+
+    __tablename__ = "kb_changes"
+
+    revision: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    kind: Mapped[str] = mapped_column(String(20))  # "faq" | "synonyms"
+    faq_id: Mapped[int | None] = mapped_column(Integer, nullable=True, index=True)
+    at: Mapped[datetime] = ts(default=utcnow)
+
+
 class HotQuestion(Base):
     __tablename__ = "hot_questions"
 

@@ -51,6 +51,11 @@ class Settings(BaseSettings):
     finetune_seed: int = 42
     finetune_hard_negatives: bool = False
     kb_watch_seconds: float = 2.0  # how often the API looks whether the tuning job promoted another model
+    # Several API instances: each applies the others' FAQ and synonym changes as their Redis messages arrive
+    # (on this channel, outside the hub's `sjzs:*`), and every `kb_sync_seconds` catches up from the database
+    # on those it missed (0: never).
+    kb_sync_seconds: float = Field(default=3.0, ge=0)
+    kb_sync_channel: str = "sjzs-kb"
     # Candidate weights of the bigram BM25 bonus added to each phrasing's cosine: `devtools.kb calibrate` calibrates
     # the thresholds for each and keeps the best (data/kb_thresholds.json holds the weight the retriever uses).
     kb_lexical_weights: list[float] = [0.0, 0.2, 0.3, 0.4, 0.5, 0.6]

@@ -303,26 +303,16 @@ def demo_accounts(settings: Settings) -> str:
             f"-H 'Content-Type: application/json' -d '{{\"text\": \"保证金怎么退\"}}'")
 
 
-def main() -> int:
-    from .prepare import prepare
-
-    settings = get_settings()
-    prepare(settings)
-    stack = Stack(settings)
+def supervise(stack: Stack, starting: str, ready: Callable[[dict[str, str]], str]) -> int:
+    """Start ``stack``, print where everything is, keep watch until Ctrl-C or a process dies."""
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
     t0 = time.monotonic()
     try:
-        print("==> 启动 API、Rasa 服务和动作服务…", flush=True)
+        print(f"==> {starting}", flush=True)
         stack.start()
-        urls = stack.urls()
         print(f"\n==> 全部就绪（{time.monotonic() - t0:.0f} 秒）：", flush=True)
-        print(f"    演示商家后台  {urls['demo']}   ← 打开它，选一个商家，点右下角「助手」开始对话\n"
-              f"    客服工作台    {urls['console']}   ← 用 agent01 / agent02 登录，接待转人工的商家\n"
-              f"    聊天窗口脚本  {urls['widget']}\n"
-              f"    API           {urls['api']}\n    API 文档      {urls['docs']}\n"
-              f"    健康检查      {urls['health']}\n    Rasa 服务     {urls['rasa']}\n"
-              f"    动作服务      {urls['actions']}\n", flush=True)
-        print(demo_accounts(settings), flush=True)
+        print(ready(stack.urls()), flush=True)
+        print(demo_accounts(stack.settings), flush=True)
         print("    按 Ctrl-C 停止全部进程。\n", flush=True)
         stack.watch()
     except KeyboardInterrupt:
@@ -334,6 +324,20 @@ def main() -> int:
         stack.stop()
         return 1
     return 0
+
+
+def main() -> int:
+    from .prepare import prepare
+
+    settings = get_settings()
+    prepare(settings)
+    return supervise(Stack(settings), "启动 API、Rasa 服务和动作服务…", lambda urls: (
+        f"    演示商家后台  {urls['demo']}   ← 打开它，选一个商家，点右下角「助手」开始对话\n"
+        f"    客服工作台    {urls['console']}   ← 用 agent01 / agent02 登录，接待转人工的商家\n"
+        f"    聊天窗口脚本  {urls['widget']}\n"
+        f"    API           {urls['api']}\n    API 文档      {urls['docs']}\n"
+        f"    健康检查      {urls['health']}\n    Rasa 服务     {urls['rasa']}\n"
+        f"    动作服务      {urls['actions']}\n"))
 
 
 if __name__ == "__main__":

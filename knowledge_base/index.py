@@ -119,6 +119,19 @@ class FaqIndex:
             np.zeros((0, self.dim), dtype=np.float32)
         return ids, np.ascontiguousarray(vectors, dtype=np.float32)
 
+    def vectors_of(self, texts) -> dict[str, np.ndarray]:
+        """The stored vectors of those (normalised) phrasings among ``texts`` that the index holds, by text."""
+        wanted = set(texts)
+        with self._lock:
+            ids: dict[str, int] = {}
+            for vid, text in self._vec_text.items():
+                if text in wanted:
+                    ids.setdefault(text, vid)
+            if not ids:
+                return {}
+            vectors = self._index.reconstruct_batch(np.fromiter(ids.values(), dtype=np.int64, count=len(ids)))
+        return dict(zip(ids, np.asarray(vectors, dtype=np.float32)))
+
     def faq_of(self, phrasing: str) -> int | None:
         """The FAQ that has exactly this (normalised) phrasing, if any."""
         with self._lock:

@@ -84,6 +84,37 @@ class Retriever:
         starts = np.cumsum([0] + [len(ts) for _, ts in prepared])
         self.index.replace_many((faq_id, ts, matrix[starts[n]:starts[n + 1]]) for n, (faq_id, ts) in enumerate(prepared))
 
+    def reindexed(self, synonyms: Mapping[str, str], faqs: list[tuple[int, list[str]]], index: FaqIndex,
+                  progress=None, stop=None, batch_size: int = 64) -> Retriever | None:
+        """A retriever like this one over ``faqs`` read with other ``synonyms``, built in the empty ``index``.
+
+        A phrasing whose normalised text this retriever already holds keeps its vector; only the texts the new
+        synonyms produce anew are embedded (shortest first, like ``index_many``): a synonym change costs what it
+        changes. ``progress(done, total, reused)`` follows the embedding (``total`` texts to embed, ``reused``
+        phrasings kept); ``stop()``, asked between batches, abandons the work (returns None).
+        """
+        fresh = Retriever(self.embedder, index, self.thresholds, synonyms=synonyms)
+        prepared = [(faq_id, [t for t in (fresh.prepare(p) for p in phrasings) if t]) for faq_id, phrasings in faqs]
+        texts = [t for _, ts in prepared for t in ts]
+        vectors = self.index.vectors_of(texts)
+        missing = sorted({t for t in texts if t not in vectors}, key=len)
+        reused = sum(1 for t in texts if t in vectors)
+        if progress is not None:
+            progress(0, len(missing), reused)
+        for start in range(0, len(missing), batch_size):
+            if stop is not None and stop():
+                return None
+            chunk = missing[start:start + batch_size]
+            vectors.update(zip(chunk, self.embedder.encode(chunk, batch_size=batch_size)))
+            if progress is not None:
+                progress(start + len(chunk), len(missing), reused)
+        if stop is not None and stop():
+            return None
+        empty = np.zeros((0, self.embedder.dim), dtype=np.float32)
+        index.replace_many((faq_id, ts, np.vstack([vectors[t] for t in ts]) if ts else empty)
+                           for faq_id, ts in prepared)
+        return fresh
+
     def remove_faq(self, faq_id: int) -> None:
         self.index.remove_faq(faq_id)
 

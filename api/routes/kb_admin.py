@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import datetime
 
 from fastapi import APIRouter, HTTPException
@@ -10,7 +11,8 @@ from sqlalchemy import delete
 
 from .. import presenters
 from ..deps import EditorDep, KbDep, PrincipalDep, SessionDep
-from ..models import Faq, FaqStatus, HotQuestion, Synonym, UnansweredQuestion
+from ..kb_service import SynonymJob
+from ..models import Faq, FaqStatus, HotQuestion, UnansweredQuestion
 from ..services import faqs as faq_service
 
 router = APIRouter(prefix="/api/kb", tags=["knowledge base"])
@@ -141,14 +143,45 @@ def get_synonyms(_: EditorDep, db: SessionDep) -> list[SynonymIn]:
     return [SynonymIn(term=t, canonical=c) for t, c in sorted(faq_service.synonyms(db).items())]
 
 
-@router.put("/synonyms", response_model=list[SynonymIn], summary="替换同义词表")
-def put_synonyms(body: list[SynonymIn], _: EditorDep, db: SessionDep, kb: KbDep) -> list[SynonymIn]:
+class SynonymJobOut(BaseModel):
+    """Applying a synonym table: only the phrasings it reads differently are embedded again, in the background;
+    searches use the previous table until the new index is ready."""
+
+    state: str = Field(description="idle 未修改 | queued 已保存、排队中 | running 计算中 | done 已生效 | "
+                                   "failed 失败（仍使用原来的同义词表）")
+    message: str
+    revision: int = Field(description="知识库修订号：这张同义词表保存时的修订")
+    terms: int = Field(description="同义词条数")
+    done: int = Field(description="已重新计算的问法数")
+    total: int = Field(description="需要重新计算的问法数")
+    reused: int = Field(description="沿用原向量的问法数")
+    superseded: int = Field(description="尚未生效就被这张表取代的同义词表数")
+    started_at: datetime | None
+    finished_at: datetime | None
+
+
+class SynonymsSavedOut(BaseModel):
+    synonyms: list[SynonymIn]
+    job: SynonymJobOut
+
+
+def job_out(job: SynonymJob) -> SynonymJobOut:
+    return SynonymJobOut(**dataclasses.asdict(job))
+
+
+@router.put("/synonyms", response_model=SynonymsSavedOut, status_code=202, summary="替换同义词表（后台生效）")
+def put_synonyms(body: list[SynonymIn], _: EditorDep, db: SessionDep, kb: KbDep) -> SynonymsSavedOut:
     table = {s.term.strip(): s.canonical.strip() for s in body if s.term.strip() and s.canonical.strip()}
-    db.execute(delete(Synonym))
-    db.add_all(Synonym(term=t, canonical=c) for t, c in table.items())
+    revision = faq_service.replace_synonyms(db, table)
     db.commit()
-    kb.set_synonyms(table)
-    return [SynonymIn(term=t, canonical=c) for t, c in sorted(table.items())]
+    job = kb.set_synonyms(table, revision)
+    return SynonymsSavedOut(synonyms=[SynonymIn(term=t, canonical=c) for t, c in sorted(table.items())],
+                            job=job_out(job))
+
+
+@router.get("/synonyms/job", response_model=SynonymJobOut, summary="同义词表生效进度（本实例）")
+def get_synonym_job(_: EditorDep, kb: KbDep) -> SynonymJobOut:
+    return job_out(kb.synonym_job())
 
 
 @router.get("/hot-questions", response_model=list[HotQuestionOut], summary="热点问题（商家和员工都可读）")

@@ -2,10 +2,21 @@
 
 from __future__ import annotations
 
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session, selectinload
 
-from ..models import Faq, FaqQuestion, FaqStatus, FaqVersion, HotQuestion, Synonym, UnansweredQuestion, utcnow
+from ..models import (
+    Faq,
+    FaqQuestion,
+    FaqStatus,
+    FaqVersion,
+    HotQuestion,
+    KbChange,
+    KbState,
+    Synonym,
+    UnansweredQuestion,
+    utcnow,
+)
 from .errors import Conflict, Invalid, NotFound
 
 ACTIONS = {"check_progress", "file_appeal", "list_my_cases", "request_human"}
@@ -59,7 +70,7 @@ def save_faq(db: Session, faq: Faq | None, *, editor: str, question: str, answer
     faq.updated_at = utcnow()
     db.flush()
     db.add(FaqVersion(faq_id=faq.id, version=faq.version, snapshot=snapshot(faq), editor=editor, at=utcnow()))
-    db.flush()
+    record_change(db, faq.id)
     return faq
 
 
@@ -82,6 +93,51 @@ def list_faqs(db: Session, status: FaqStatus | None = None, category: str | None
 
 def synonyms(db: Session) -> dict[str, str]:
     return {s.term: s.canonical for s in db.scalars(select(Synonym))}
+
+
+def replace_synonyms(db: Session, table: dict[str, str]) -> int:
+    """Make ``table`` the synonym table; returns the knowledge base's new revision."""
+    db.execute(delete(Synonym))
+    db.add_all(Synonym(term=t, canonical=c) for t, c in table.items())
+    db.flush()
+    return record_change(db, None)
+
+
+# --------------------------------------------------------------------------- the knowledge base's revision
+
+
+def record_change(db: Session, faq_id: int | None) -> int:
+    """Bump the revision and log what changed (one FAQ, or the synonyms when ``faq_id`` is None), in the
+    caller's transaction; returns the new revision.
+
+    Every change to what the index holds calls it (``save_faq``, ``replace_synonyms``; deleting an FAQ must
+    too), or other API instances never hear of it. The bump locks the single ``kb_state`` row until the
+    transaction ends, so revisions commit in order and without gaps (a rolled-back change takes its revision
+    with it). Change one FAQ per transaction: the row is locked after the FAQ's, always in that order.
+    """
+    revision = db.scalar(update(KbState).where(KbState.id == 1).values(revision=KbState.revision + 1)
+                         .returning(KbState.revision))
+    if revision is None:  # a database made without migration 0004's row
+        revision = 1
+        db.add(KbState(id=1, revision=revision))
+    db.add(KbChange(revision=revision, kind="synonyms" if faq_id is None else "faq", faq_id=faq_id, at=utcnow()))
+    db.flush()
+    return revision
+
+
+def kb_revision(db: Session) -> int:
+    """The revision of the last committed FAQ or synonym change (0: none since the database was made)."""
+    return db.scalar(select(KbState.revision).where(KbState.id == 1)) or 0
+
+
+def kb_changes_since(db: Session, revision: int) -> list[KbChange]:
+    return list(db.scalars(select(KbChange).where(KbChange.revision > revision).order_by(KbChange.revision)))
+
+
+def last_change(db: Session, faq_id: int | None) -> int:
+    """The revision of the last change to this FAQ (or, with None, to the synonyms); 0 if none."""
+    where = KbChange.faq_id.is_(None) if faq_id is None else KbChange.faq_id == faq_id
+    return db.scalar(select(func.max(KbChange.revision)).where(where)) or 0
 
 
 def hot_questions(db: Session, limit: int = 8) -> list[Faq]:

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# What the browser tests need: Debian's Chromium (a browser is never downloaded), CJK fonts so screenshots are
-# readable, and the published rasa-webchat 1.0.1 bundle for the compatibility test (checked against its hash).
+# What the tests need beyond the venvs: Debian's Chromium (a browser is never downloaded) and CJK fonts so
+# screenshots are readable, Debian's nginx for the scale-out layout (tests/e2e/test_scale_out.py), and the
+# published rasa-webchat 1.0.1 bundle for the compatibility test (checked against its hash).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
@@ -9,8 +10,9 @@ missing=()
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 { command -v fc-list >/dev/null 2>&1 && fc-list | grep -qi "Noto Sans CJK"; } || missing+=(fonts-noto-cjk)
 command -v npm >/dev/null 2>&1 || missing+=(npm)
+{ command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ]; } || missing+=(nginx)
 if [ ${#missing[@]} -gt 0 ]; then
-  echo "==> 安装浏览器测试需要的系统软件包：${missing[*]}"
+  echo "==> 安装测试需要的系统软件包：${missing[*]}"
   $SUDO apt-get update -q
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null
 fi
