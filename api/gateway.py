@@ -211,7 +211,8 @@ class Gateway:
         """Store the merchant's message, then let the bot answer it, or leave it for the agent."""
         text = clean_text(text, self.max_chars)
         payload, client_id = clean_payload(payload), clean_client_id(client_id)
-        wait = self.limiter.hit(f"chat:{merchant_id}", self.chat_per_minute, 60)
+        limit = (f"chat:{merchant_id}", self.chat_per_minute, 60)
+        wait = await run_in_threadpool(self.limiter.hit, *limit) if self.limiter.remote else self.limiter.hit(*limit)
         if wait:  # refused before anything is stored: the sender knows it was not sent
             raise GatewayError(429, f"发送太频繁了，请 {wait} 秒后再发", retry_after=wait)
         turn = await run_in_threadpool(self._store_said, merchant_id, text, payload, client_id, conversation_id,

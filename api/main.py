@@ -21,7 +21,7 @@ from .gateway import Gateway
 from .hub import Hub
 from .kb_service import KnowledgeBase
 from .rasa_client import RasaClient, http_session
-from .rate_limit import RateLimiter
+from .rate_limit import RateLimiter, SharedRateLimiter
 from .routes import (
     auth,
     chat,
@@ -76,7 +76,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(title="商家助手 API", version="0.1.0", lifespan=lifespan)
     app.state.settings = settings
     app.state.hub = Hub(settings.redis_url)
-    app.state.limiter = RateLimiter()
+    app.state.limiter = SharedRateLimiter(settings.redis_url) if settings.redis_url else RateLimiter()
     errors.install(app)
     db_errors.install(app)
     app.add_middleware(RefuseBrokenText)

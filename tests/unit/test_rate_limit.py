@@ -70,3 +70,47 @@ def test_repeated_wrong_passwords_lock_the_account_and_a_wrong_name_takes_as_lon
     unknown = sorted(timed("nobody-at-all") for _ in range(2))[0]
     known = sorted(timed("admin") for _ in range(2))[0]
     assert unknown > known / 3  # the password hash is checked either way (it was 3 ms against 115 ms)
+
+
+# --------------------------------------------------------------------------- shared between API instances (Redis)
+
+REDIS = "redis://127.0.0.1:6379/0"
+
+
+@pytest.fixture
+def shared_prefix(monkeypatch):
+    """Keys of this test alone (Redis outlives the test; windows last a minute)."""
+    import uuid
+
+    from api.rate_limit import SharedRateLimiter
+
+    monkeypatch.setattr(SharedRateLimiter, "PREFIX", f"sjzs-limit-test-{uuid.uuid4().hex[:8]}:")
+
+
+def test_instances_sharing_redis_count_one_window(shared_prefix):
+    from api.rate_limit import SharedRateLimiter
+
+    one, two = SharedRateLimiter(REDIS), SharedRateLimiter(REDIS)
+    assert [one.hit("k", 3, 60), two.hit("k", 3, 60), one.hit("k", 3, 60)] == [0, 0, 0]
+    assert 55 <= two.hit("k", 3, 60) <= 60 and 55 <= one.wait("k", 3, 60) <= 60
+    assert one.hit("other", 3, 60) == 0
+    two.clear("k")
+    assert one.hit("k", 3, 60) == 0
+
+
+def test_with_redis_unreachable_each_instance_counts_on_its_own():
+    from api.rate_limit import SharedRateLimiter
+
+    limiter = SharedRateLimiter("redis://127.0.0.1:1/0")  # nothing listens there
+    assert [limiter.hit("k", 2, 60) for _ in range(3)] == [0, 0, 60]
+
+
+def test_a_login_lockout_holds_on_every_instance(database, shared_prefix):
+    settings = database.model_copy(update={"redis_url": REDIS, "login_failures_before_lockout": 3,
+                                           "login_per_minute": 50})
+    with TestClient(create_app(settings)) as one, TestClient(create_app(settings)) as two:
+        for client in (one, two, one):
+            assert client.post("/api/auth/login", json={"username": "agent01", "password": "wrong"}).status_code == 401
+        for client in (one, two):
+            locked = client.post("/api/auth/login", json={"username": "agent01", "password": settings.demo_password})
+            assert locked.status_code == 429 and "Retry-After" in locked.headers, locked.text
