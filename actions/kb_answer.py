@@ -91,6 +91,8 @@ class ActionAnswerQuestion(Action):
     def _answer(dispatcher: CollectingDispatcher, faq: dict, seen: dict | None = None) -> None:
         buttons = [LINKED_ACTIONS[faq["action"]]] if faq.get("action") in LINKED_ACTIONS else []
         custom = {"type": "faq_answer", "faq_id": faq["faq_id"], "feedback": True}
+        if faq.get("answer_html"):  # the widget shows the rendered answer; other clients keep the text
+            custom["answer_html"] = faq["answer_html"]
         if seen:
             custom["understood"] = seen
         dispatcher.utter_message(text=faq["answer"], buttons=buttons, json_message=custom)

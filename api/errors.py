@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+from http import HTTPStatus
+
 from fastapi import FastAPI, Request
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DataError
+from starlette.exceptions import HTTPException
+from starlette.routing import Match
 
+from . import openapi
+from .schemas import ErrorOut
 from .services.errors import ServiceError
 
 _REASONS = {
@@ -40,7 +47,34 @@ async def validation_error(_request: Request, exc: RequestValidationError) -> JS
     errors = exc.errors()
     detail = "；".join(dict.fromkeys(_describe(e) for e in errors)) or "请求格式不正确"
     fields = [{"field": ".".join(map(str, e.get("loc", ()))), "type": e.get("type")} for e in errors]
-    return JSONResponse(status_code=422, content={"detail": f"请求有误：{detail}", "errors": fields})
+    body = ErrorOut(detail=f"请求有误：{detail}", errors=fields)
+    return JSONResponse(status_code=422, content=body.model_dump(exclude_none=True))
+
+
+UNREADABLE_BODY = "请求有误：请求体无法解析（应为 UTF-8 编码的 JSON，或完整的表单）"
+_FRAMEWORK_DETAILS = {404: "接口不存在，请检查地址", 405: "该接口不支持这种请求方法"}
+
+
+async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
+    """HTTPExceptions go out as raised, except the framework's own, which speak English: a body it cannot parse
+    (400: bytes that are not UTF-8, a broken multipart form) is refused like any malformed body (422), and an
+    unknown path or method gets a Chinese detail. Our code never raises 400."""
+    if exc.status_code == 400:
+        return JSONResponse(status_code=422, content={"detail": UNREADABLE_BODY})
+    if exc.status_code in _FRAMEWORK_DETAILS and exc.detail == HTTPStatus(exc.status_code).phrase:
+        headers = exc.headers
+        if exc.status_code == 405:  # Starlette names only the first route's methods, not all the path has
+            headers = {**(headers or {}), "Allow": ", ".join(sorted(_methods_of_path(request)))}
+        exc = HTTPException(exc.status_code, _FRAMEWORK_DETAILS[exc.status_code], headers)
+    return await http_exception_handler(request, exc)
+
+
+def _methods_of_path(request: Request) -> set[str]:
+    methods = set()
+    for route in openapi.routes_of(request.app):
+        if route.matches(request.scope)[0] != Match.NONE:
+            methods |= set(getattr(route, "methods", None) or ())
+    return methods
 
 
 async def service_error(_request: Request, exc: ServiceError) -> JSONResponse:
@@ -54,7 +88,10 @@ async def out_of_range(_request: Request, _exc: Exception) -> JSONResponse:
 
 
 def install(app: FastAPI) -> None:
+    """The handlers, and an OpenAPI document that describes the bodies they send (``openapi.py``)."""
     app.add_exception_handler(RequestValidationError, validation_error)
+    app.add_exception_handler(HTTPException, http_error)
     app.add_exception_handler(ServiceError, service_error)
     app.add_exception_handler(OverflowError, out_of_range)
     app.add_exception_handler(DataError, out_of_range)
+    openapi.install(app)

@@ -30,6 +30,7 @@ from knowledge_base import (
 )
 from knowledge_base.embedder import identity, model_folders
 from knowledge_base.normalize import NORMALIZE_VERSION
+from knowledge_base.retriever import Conflict
 
 from . import crud
 from .models import Faq, FaqStatus, KbChange
@@ -650,6 +651,21 @@ class KnowledgeBase:
         if retriever is None:
             raise KbUnavailableError(self.status.state)
         return retriever.search(text, k=k)
+
+    def try_draft(self, text: str, faq_id: int, phrasings: list[str] | None, k: int = 5) -> tuple[Result, Result]:
+        """试一试: the search against the published knowledge base and as if FAQ ``faq_id`` had these phrasings
+        (None: as if it were not published), from one retriever; the index is not touched."""
+        retriever = self.retriever
+        if retriever is None:
+            raise KbUnavailableError(self.status.state)
+        return retriever.search(text, k=k), retriever.search_with(text, faq_id, phrasings, k=k)
+
+    def conflicts(self, faq_id: int, question: str, similar: list[str]) -> list[Conflict]:
+        """Similar questions of this FAQ that sit closer to another published FAQ than to their own."""
+        retriever = self.retriever
+        if retriever is None:
+            raise KbUnavailableError(self.status.state)
+        return retriever.conflicts(faq_id, question, similar)
 
     def health(self) -> dict[str, dict]:
         st = self.status

@@ -23,6 +23,7 @@ from .kb_service import KnowledgeBase
 from .rasa_client import RasaClient, http_session
 from .rate_limit import RateLimiter, SharedRateLimiter
 from .routes import (
+    analytics,
     auth,
     chat,
     console,
@@ -30,6 +31,9 @@ from .routes import (
     health,
     internal,
     kb_admin,
+    kb_inbox,
+    kb_tuning,
+    kb_workbench,
     merchant,
     pages,
     realtime,
@@ -86,8 +90,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(CORSMiddleware, allow_origins=settings.widget_origins, allow_credentials=False,
                        allow_methods=["GET", "POST", "PUT", "DELETE"], allow_headers=["Authorization", "Content-Type"])
     for module in (health, auth, chat, merchant, conversations, widget, staff, console, kb_admin, internal, realtime,
-                   pages):
+                   analytics, pages):
         app.include_router(module.router)
+    app.include_router(kb_inbox.router)
+    app.include_router(kb_tuning.router)
+    app.include_router(kb_workbench.router)
     pages.mount_static(app)
     return app
 

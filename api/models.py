@@ -461,6 +461,18 @@ class UnansweredQuestion(Base):
     top_score: Mapped[float | None] = mapped_column(nullable=True)
     resolved: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = ts(default=utcnow, index=True)
+    # The knowledge team's inbox (api/services/inbox.py): why it is here (no_answer: the bot could not answer;
+    # useless: 没用 on an FAQ answer; none_matched: 都不是 under 您是想问), the message that put it here (one row
+    # per message), and what the team did with it (attached | created | ignored), to which FAQ, who and when.
+    source: Mapped[str] = mapped_column(String(20), default="no_answer", server_default="no_answer")
+    message_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    resolution: Mapped[str | None] = mapped_column(String(20), nullable=True)
+    resolved_faq_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    resolved_by: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    resolved_at: Mapped[datetime | None] = ts(nullable=True)
+
+    __table_args__ = (Index("ix_unanswered_questions_resolved", "resolved", "id"),
+                      UniqueConstraint("message_id", name="uq_unanswered_questions_message_id"))
 
 
 class ConversationNote(Base):
@@ -499,3 +511,84 @@ class AuditEvent(Base):
     conversation_id: Mapped[int | None] = mapped_column(ForeignKey("conversations.id"), nullable=True, index=True)
     subject: Mapped[str] = mapped_column(String(40), default="")  # a case or appeal number
     detail: Mapped[str] = mapped_column(Text, default="")
+
+
+# --------------------------------------------------------------------------- service analytics rollup
+
+
+class AnalyticsConversation(Base):
+    """One conversation as the service analytics see it (api/services/analytics.py): its own columns the figures
+    read, copied, plus what its messages add up to. Derived data, rebuilt from ``conversations`` and ``messages``
+    for every conversation listed in ``analytics_dirty`` (filled by database triggers, migration 0006)."""
+
+    __tablename__ = "analytics_conversations"
+
+    conversation_id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    merchant_id: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = ts()
+    handoff_reason: Mapped[str | None] = mapped_column(String(20), nullable=True)
+    agent_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    rating: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    waiting_since: Mapped[datetime | None] = ts(nullable=True)
+    taken_at: Mapped[datetime | None] = ts(nullable=True)
+    first_reply_at: Mapped[datetime | None] = ts(nullable=True)
+    closed_at: Mapped[datetime | None] = ts(nullable=True)
+    merchant_messages: Mapped[int] = mapped_column(Integer, default=0)
+    agent_messages: Mapped[int] = mapped_column(Integer, default=0)
+    useless: Mapped[int] = mapped_column(Integer, default=0)        # answers marked 没用
+    unanswered_last: Mapped[bool] = mapped_column(Boolean, default=False)  # the last bot reply was 未能回答
+    answers: Mapped[int] = mapped_column(Integer, default=0)        # knowledge-base decisions
+    clarifies: Mapped[int] = mapped_column(Integer, default=0)
+    no_answers: Mapped[int] = mapped_column(Integer, default=0)
+
+    __table_args__ = (Index("ix_analytics_conversations_created_at", "created_at"),
+                      Index("ix_analytics_conversations_merchant_created", "merchant_id", "created_at"))
+
+
+class AnalyticsConversationFaq(Base):
+    """The FAQs a conversation was answered with: times, and the 有用/没用 they got."""
+
+    __tablename__ = "analytics_conversation_faqs"
+
+    conversation_id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    faq_id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    merchant_id: Mapped[int] = mapped_column(Integer)    # the conversation's, so a range is read by index
+    created_at: Mapped[datetime] = ts()
+    answered: Mapped[int] = mapped_column(Integer, default=0)
+    useful: Mapped[int] = mapped_column(Integer, default=0)
+    useless: Mapped[int] = mapped_column(Integer, default=0)
+
+    __table_args__ = (Index("ix_analytics_conversation_faqs_created_at", "created_at"),)
+
+
+class AnalyticsConversationNumber(Base):
+    """A case (GD…) or appeal (SS…) number the merchant named in a conversation."""
+
+    __tablename__ = "analytics_conversation_numbers"
+
+    conversation_id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    number: Mapped[str] = mapped_column(String(40), primary_key=True)
+    merchant_id: Mapped[int] = mapped_column(Integer)    # the conversation's, so a range is read by index
+    created_at: Mapped[datetime] = ts()
+
+    __table_args__ = (Index("ix_analytics_conversation_numbers_created_at", "created_at"),)
+
+
+class AnalyticsDirty(Base):
+    """Conversations whose rollup rows are out of date: written by triggers on ``conversations`` and ``messages``
+    (any insert, update or delete), consumed by ``analytics.refresh``."""
+
+    __tablename__ = "analytics_dirty"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    conversation_id: Mapped[int] = mapped_column(Integer)
+
+
+class AnalyticsState(Base):
+    """One row: locked while a refresh runs, so two refreshes never rebuild the same rows at once."""
+
+    __tablename__ = "analytics_state"
+
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    refreshed_at: Mapped[datetime | None] = ts(nullable=True)
+    refreshed_conversations: Mapped[int] = mapped_column(Integer, default=0)

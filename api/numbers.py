@@ -8,8 +8,9 @@ import unicodedata
 from datetime import UTC, datetime
 
 CASE, APPEAL, PENALTY = "GD", "SS", "CF"
-_PATTERN = re.compile(r"^(GD|SS|CF)(\d{6,20})$")
-_IN_TEXT = re.compile(r"(GD|SS|CF)\s*-?\s*(\d{6,20})", re.IGNORECASE)
+# ASCII digits only (NFKC has folded full-width ones); a run of more than 20 digits is no number of ours
+_PATTERN = re.compile(r"^(GD|SS|CF)(\d{6,20})$", re.ASCII)
+_IN_TEXT = re.compile(r"(GD|SS|CF)\s*-?\s*(\d{6,20})(?!\d)", re.IGNORECASE | re.ASCII)
 KIND_NAMES = {CASE: "工单号", APPEAL: "申诉单号", PENALTY: "判罚单号"}
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from pydantic import BaseModel, Field
+from pydantic.json_schema import SkipJsonSchema
 
 
 class ChatRequest(BaseModel):
@@ -48,12 +49,29 @@ class KbHit(BaseModel):
     category: str
     action: str | None = None
     score: float
+    answer_html: str = ""  # the answer's markdown as sanitised HTML (api/rendering.py); ``answer`` stays the text
 
 
 class KbSearchResponse(BaseModel):
     decision: str
     normalized: str
     hits: list[KbHit]
+
+
+# --------------------------------------------------------------------------- errors
+
+
+class FieldError(BaseModel):
+    field: str = Field(description="出错的位置，例如 body.text、query.k")
+    type: str = Field(description="错误类型（供程序判断），例如 missing、string_too_long")
+
+
+# Every error the API answers (4xx and 503): a Chinese reason for people; a failed validation also lists the
+# fields at fault for clients. ``errors`` is left out of the body when there is none (never sent as null).
+class ErrorOut(BaseModel):
+    detail: str = Field(description="给人看的中文原因")
+    errors: list[FieldError] | SkipJsonSchema[None] = Field(
+        default=None, description="请求校验失败时：每个出错的字段", json_schema_extra=lambda s: s.pop("default"))
 
 
 # --------------------------------------------------------------------------- auth

@@ -119,6 +119,9 @@ def prepare(settings: Settings, skip_rasa: bool = False) -> None:
     from .kb import ensure_index
 
     ensure_index(settings)
+    from .vendor import ensure_package
+
+    ensure_package()  # the dashboard's chart library (npm registry, hash checked)
     if not skip_rasa:
         ensure_rasa_model(settings)
 

@@ -58,6 +58,8 @@ class Score:
     wrong_answer: float
     oos_answer: float
     thresholds: dict = field(default_factory=dict)  # answer / margin / clarify / lexical and the grid
+    held_back_top3: float = 0.0   # the right FAQ among the first three (what 您是想问 offers)
+    real_style_top3: float = 0.0
 
 
 @dataclass
@@ -112,11 +114,14 @@ def score(embedder, model: str, kept: list[finetune.KbFaq], held: list[tuple[int
     chosen = calibrate.choose_on_grid(groups)
     w = chosen["lexical"]
     in_held = probes[w][:n_held]
+    in_real = probes[w][n_held:n_held + n_real]
     c = chosen["calibration"]
     return Score(model=model, utility=c["utility"],
                  held_back_top1=round(sum(p.faqs[:1] == [p.gold] for p in in_held) / max(n_held, 1), 4),
                  real_style_top1=c["real_style_top1"], right_answer=c["right_answer"],
-                 wrong_answer=c["wrong_answer"], oos_answer=c["oos_answer"], thresholds=chosen)
+                 wrong_answer=c["wrong_answer"], oos_answer=c["oos_answer"], thresholds=chosen,
+                 held_back_top3=round(sum(p.gold in p.faqs[:3] for p in in_held) / max(n_held, 1), 4),
+                 real_style_top3=round(sum(p.gold in p.faqs[:3] for p in in_real) / max(n_real, 1), 4))
 
 
 def better(candidate: Score, current: Score) -> tuple[bool, str]:
@@ -259,11 +264,11 @@ def _run(settings: Settings, recipe: finetune.Recipe, report: Report, status: di
     write_status(settings, **{**status, "state": "indexing"})
     serving.save_thresholds(tuned_dir / serving.THRESHOLDS_FILE, candidate.name, report.candidate.thresholds)
     _build_index(settings, candidate, candidate_path)
-    previous = serving.read(settings.serving_file)
-    serving.write(settings.serving_file, serving.Serving(candidate_path, _now(), report.run))
+    previous = serving.promote(settings.serving_file, serving.Serving(candidate_path, _now(), report.run),
+                               unmodified=str(base))  # the previous pointer is kept: 一键回滚 goes back to it
     report.model = candidate_path
     _remove_old_models(settings, keep={*model_folders(candidate_path),
-                                       *(model_folders(previous.model) if previous else [])})
+                                       *model_folders(previous.model)})
     echo(f"==> {report.reason}：{candidate_path}")
 
 

@@ -12,7 +12,7 @@ import unicodedata
 from collections.abc import Mapping
 from functools import lru_cache
 
-NORMALIZE_VERSION = 1  # bump when normalize() changes what it returns: saved indexes are rebuilt
+NORMALIZE_VERSION = 2  # bump when normalize() changes what it returns: saved indexes are rebuilt
 _SPACES = re.compile(r"\s+")
 
 
@@ -37,12 +37,14 @@ def normalize(text: str, synonyms: Mapping[str, str] | None = None, max_chars: i
     """The canonical form of ``text`` for matching; empty when nothing meaningful is left."""
     if not text:
         return ""
-    text = unicodedata.normalize("NFKC", text[: max_chars * 2])
+    # lower case before the filter: lowering can leave a mark the filter drops (İ → i + U+0307), so a second
+    # pass would change the text; NFKC again, as lowering can undo its forms
+    text = unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", text[: max_chars * 2]).lower())
     text = "".join(ch if _keep(ch) else " " for ch in text)
-    text = _SPACES.sub(" ", text).strip().lower()
+    text = _SPACES.sub(" ", text).strip()
     if not text:
         return ""
-    text = to_simplified(text)[:max_chars]
+    text = to_simplified(text)[:max_chars].rstrip()  # the cut may end on a space
     if synonyms:
         text = apply_synonyms(text, synonyms)
     return text

@@ -32,6 +32,18 @@ class Thresholds:
     lexical: float = 0.0
 
 
+@dataclass(frozen=True)
+class Conflict:
+    """A similar question closer to another FAQ (``other_faq_id``, ``other_score``, its closest phrasing
+    ``other_phrasing``) than to the rest of its own (``own_score``)."""
+
+    text: str
+    own_score: float
+    other_faq_id: int
+    other_score: float
+    other_phrasing: str
+
+
 @dataclass
 class Result:
     decision: Decision
@@ -130,6 +142,65 @@ class Retriever:
             hits = [Hit(owner, mine[0].score, normalized)] + [h for h in hits if h.faq_id != owner][:k - 1]
             return Result(Decision.answer, text, normalized, hits)
         return Result(self.decide(hits), text, normalized, hits)
+
+    def search_with(self, text: str, faq_id: int, phrasings: list[str] | None, k: int = 5) -> Result:
+        """The search as it would go if FAQ ``faq_id`` had these ``phrasings`` (None: were not indexed at all),
+        without touching the index: the FAQ's draft is scored in an index of its own with the same pooling and
+        merged with the live hits of the other FAQs; the same decision rules follow (试一试). The lexical bonus
+        of the draft's phrasings is weighed within the draft alone, so with a lexical weight it is close to,
+        not exactly, what publishing gives."""
+        normalized = self.prepare(text)
+        if not normalized:
+            return Result(Decision.no_answer, text, normalized)
+        vector = self._query_vector(normalized)
+        t = self.thresholds
+        hits = [h for h in self.index.search(vector, k=k + 1, text=normalized, lexical=t.lexical)
+                if h.faq_id != faq_id][:k]
+        texts = [p for p in (self.prepare(x) for x in phrasings or []) if p]
+        if texts:
+            own = FaqIndex(self.index.dim, pool=self.index.pool)
+            own.replace_faq(faq_id, texts, self.embedder.encode(texts))
+            hits = sorted(hits + own.search(vector, k=1, text=normalized, lexical=t.lexical),
+                          key=lambda h: h.score, reverse=True)[:k]
+        owner = faq_id if normalized in texts else self.index.faq_of(normalized)
+        if owner is not None and (owner != faq_id or texts):
+            mine = [h for h in hits if h.faq_id == owner] or [Hit(owner, 1.0, normalized)]
+            hits = [Hit(owner, mine[0].score, normalized)] + [h for h in hits if h.faq_id != owner][:k - 1]
+            return Result(Decision.answer, text, normalized, hits)
+        return Result(self.decide(hits), text, normalized, hits)
+
+    def conflicts(self, faq_id: int, question: str, similar: list[str]) -> list[Conflict]:
+        """Each of ``similar`` that sits closer to another FAQ than to its own: its score against the rest of its
+        own FAQ's phrasings (itself left out) and against the best other FAQ of the live index, the other ahead by
+        more than the answer margin (``Thresholds.margin``): a question typed like it would be answered with the
+        other FAQ. Closer by less is the ordinary overlap of sibling FAQs (保证金怎么退 / 保证金退还被驳回), not a
+        misplaced phrasing."""
+        own_texts = [self.prepare(x) for x in [question, *similar]]
+        keep = [i for i, x in enumerate(own_texts) if x]
+        if len(keep) < 2:
+            return []
+        vectors = self.embedder.encode([own_texts[i] for i in keep])
+        by_text = dict(zip((own_texts[i] for i in keep), vectors))
+        lexical = self.thresholds.lexical
+        found = []
+        for n, raw in enumerate(similar, start=1):
+            text = own_texts[n]
+            if not text:
+                continue
+            rest = [x for x in dict.fromkeys(own_texts) if x and x != text]
+            if not rest:
+                continue
+            vector = by_text[text]
+            own = FaqIndex(self.index.dim, pool=self.index.pool)
+            own.replace_faq(faq_id, rest, np.vstack([by_text[x] for x in rest]))
+            own_hits = own.search(vector, k=1, text=text, lexical=lexical)
+            other = [h for h in self.index.search(vector, k=3, text=text, lexical=lexical) if h.faq_id != faq_id]
+            owner = self.index.faq_of(text)
+            if owner is not None and owner != faq_id:  # another FAQ has exactly this phrasing
+                other = [Hit(owner, 1.0, text)]
+            if other and own_hits and other[0].score > own_hits[0].score + self.thresholds.margin:
+                found.append(Conflict(raw, own_hits[0].score, other[0].faq_id, other[0].score, other[0].phrasing))
+        return found
 
     def decide(self, hits: list[Hit]) -> Decision:
         t = self.thresholds

@@ -44,6 +44,36 @@ def write(path: Path, serving: Serving) -> None:
     os.replace(tmp, path)
 
 
+def previous_file(path: Path) -> Path:
+    """Where the pointer served before the last promotion is kept (``serving.previous.json``), to go back to."""
+    return path.with_name(path.stem + ".previous" + path.suffix)
+
+
+def promote(path: Path, new: Serving, unmodified: str) -> Serving:
+    """Point at ``new`` and keep what was served until now (``unmodified``, the set-up's model folder, when no
+    pointer existed) as the previous pointer; returns the previous one."""
+    previous = read(path) or Serving(model=unmodified)
+    write(previous_file(path), previous)
+    write(path, new)
+    return previous
+
+
+def rollback(path: Path, unmodified: str, now: str = "") -> Serving:
+    """Serve the previous model again (一键回滚): the previous pointer becomes the pointer and the current one the
+    previous (so a second rollback goes forward again). Raises LookupError when there is nothing to go back to
+    (no promotion yet, or the previous model's folder is gone)."""
+    previous = read(previous_file(path))
+    if previous is None:
+        raise LookupError("没有可以回滚到的上一个模型")
+    current = read(path) or Serving(model=unmodified)
+    if current.model == previous.model:
+        raise LookupError("上一个模型就是正在使用的模型")
+    write(previous_file(path), current)
+    back = Serving(model=previous.model, promoted_at=now or previous.promoted_at, run=previous.run)
+    write(path, back)
+    return back
+
+
 def save_thresholds(path: Path, model_name: str, values: dict) -> None:
     """Set one model's entry in a thresholds table (a model's own file, or data/kb_thresholds.json)."""
     table = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}

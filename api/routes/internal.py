@@ -9,6 +9,7 @@ from .. import crud, labels
 from ..deps import GatewayDep, KbDep, SessionDep, SettingsDep, require_internal_token
 from ..kb_service import KbUnavailableError
 from ..models import FaqStatus, HandoffReason, User
+from ..rendering import answer_html
 from ..schemas import KbHit, KbSearchRequest, KbSearchResponse
 from ..services import faqs as faq_service
 from ..services import handover
@@ -35,7 +36,7 @@ def kb_search(body: KbSearchRequest, kb: KbDep, db: SessionDep,
     faqs = crud.get_faqs(db, [h.faq_id for h in result.hits])
     hits = [
         KbHit(faq_id=h.faq_id, key=f.key, question=f.question, answer=f.answer, category=f.category,
-              action=f.action, score=h.score)
+              action=f.action, score=h.score, answer_html=answer_html(f.answer))
         for h in result.hits
         if (f := faqs.get(h.faq_id)) is not None
     ]
@@ -48,7 +49,7 @@ def kb_faq(faq_id: int, db: SessionDep) -> KbHit:
     if faq is None or faq.status != FaqStatus.published:
         raise HTTPException(status_code=404, detail="FAQ 不存在或未发布")
     return KbHit(faq_id=faq.id, key=faq.key, question=faq.question, answer=faq.answer,
-                 category=faq.category, action=faq.action, score=1.0)
+                 category=faq.category, action=faq.action, score=1.0, answer_html=answer_html(faq.answer))
 
 
 class HandoffIn(BaseModel):

@@ -48,6 +48,12 @@ def console_page() -> FileResponse:
     return FileResponse(WEB_DIR / "console" / "index.html", media_type="text/html; charset=utf-8")
 
 
+@router.get("/workbench")
+def workbench_page() -> FileResponse:
+    """The knowledge team's FAQ workbench (it signs in with a staff account; the API checks every call)."""
+    return FileResponse(WEB_DIR / "workbench" / "index.html", media_type="text/html; charset=utf-8")
+
+
 @router.get("/demo/merchants")
 def demo_merchant_list(settings: SettingsDep) -> list[dict]:
     _demo_only(settings)
@@ -68,6 +74,8 @@ def mount_static(app: FastAPI) -> None:
     app.mount("/widget", StaticFiles(directory=WEB_DIR / "widget"), name="widget")
     app.mount("/demo/static", StaticFiles(directory=WEB_DIR / "demo"), name="demo-static")
     app.mount("/console/static", StaticFiles(directory=WEB_DIR / "console"), name="console-static")
+    app.mount("/workbench/static", StaticFiles(directory=WEB_DIR / "workbench"), name="workbench-static")
+    app.mount("/console/analytics/static", StaticFiles(directory=WEB_DIR / "analytics"), name="analytics-static")
 
 
 @router.get("/favicon.ico")

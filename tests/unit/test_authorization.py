@@ -39,10 +39,12 @@ WHO: dict[str, set[str]] = {
         ("POST", "/api/conversations/{conversation_id}/leave-message"), ("GET", "/api/suggest"),
         ("GET", "/api/notifications"), ("POST", "/api/notifications/read")]},
     "POST /api/staff/users": {ADMIN}, "GET /api/staff/users": {ADMIN},
+    # service analytics: the service team (agents, knowledge editors, admins)
+    **{f"GET /api/analytics/{p}": {AGENT, EDITOR} for p in ("options", "summary", "conversations", "export")},
 }
 AGENT_PREFIX, EDITOR_PREFIX = "/api/staff/", "/api/kb/"
 PARAMS = {"number": "GD2611180001", "conversation_id": "1", "message_id": "1", "evidence_id": "1", "faq_id": "1",
-          "row_id": "1", "canned_id": "1"}
+          "row_id": "1", "canned_id": "1", "old": "1", "new": "1", "version": "1"}
 
 
 def operations(app) -> list[str]:

@@ -44,6 +44,12 @@
     ".row.sys{align-self:center;max-width:92%;color:#8a8f99;font-size:12px;text-align:center}",
     ".who{font-size:11px;color:#8a8f99;margin:0 4px 2px}.row.agent .who{color:#0b7a3e;font-weight:600}",
     ".bubble{padding:8px 11px;border-radius:10px;background:#fff;white-space:pre-wrap;word-break:break-word;line-height:1.55}",
+    ".bubble.md{white-space:normal}.bubble.md>:first-child{margin-top:0}.bubble.md>:last-child{margin-bottom:0}",
+    ".bubble.md p,.bubble.md ul,.bubble.md ol,.bubble.md pre,.bubble.md blockquote,.bubble.md table{margin:0 0 6px}",
+    ".bubble.md ul,.bubble.md ol{padding-left:20px}.bubble.md a{color:#2f7cf6}.bubble.md h3,.bubble.md h4,.bubble.md h5,.bubble.md h6{font-size:14px;margin:0 0 4px}",
+    ".bubble.md code{background:#f2f3f5;border-radius:3px;padding:0 3px}.bubble.md pre{white-space:pre-wrap}",
+    ".bubble.md blockquote{border-left:3px solid #d0d3d9;padding-left:8px;color:#5c6270}.bubble.md table{border-collapse:collapse}",
+    ".bubble.md th,.bubble.md td{border:1px solid #e5e6eb;padding:2px 6px}",
     ".row.me .bubble{background:#ffe3d9}.row.agent .bubble{background:#e6f6ec;border:1px solid #b7e4c7}",
     ".row.me.pending .bubble{opacity:.6}.row.me.failed .bubble{border:1px solid #e02020}",
     ".state{font-size:11px;color:#8a8f99;margin-top:2px}.row.failed .state{color:#e02020}",
@@ -84,6 +90,35 @@
     if (text !== undefined && text !== null) node.textContent = String(text); // never innerHTML: no injection
     return node;
   }
+
+  // An FAQ answer arrives as HTML the API rendered from markdown and sanitised (nh3). It is rebuilt here from an
+  // allow-list too: parsed inert in a <template>, only these tags and attributes are copied, links only to
+  // http(s)/mailto and opened in a new tab; anything else becomes its text.
+  var RICH_TAGS = { P: 1, BR: 1, STRONG: 1, EM: 1, CODE: 1, PRE: 1, BLOCKQUOTE: 1, UL: 1, OL: 1, LI: 1, A: 1, H3: 1,
+                    H4: 1, H5: 1, H6: 1, HR: 1, TABLE: 1, THEAD: 1, TBODY: 1, TR: 1, TH: 1, TD: 1, DEL: 1, S: 1 };
+  function safeHtml(html) {
+    var tpl = document.createElement("template");
+    tpl.innerHTML = html;
+    var out = document.createDocumentFragment();
+    (function copy(from, to) {
+      for (var n = from.firstChild; n; n = n.nextSibling) {
+        if (n.nodeType === 3) { to.appendChild(document.createTextNode(n.nodeValue)); continue; }
+        if (n.nodeType !== 1) continue;
+        if (!RICH_TAGS[n.tagName]) { to.appendChild(document.createTextNode(n.textContent)); continue; }
+        var e = document.createElement(n.tagName.toLowerCase());
+        if (n.tagName === "A") {
+          var href = n.getAttribute("href") || "";
+          if (/^(https?:|mailto:)/i.test(href)) { e.setAttribute("href", href); }
+          e.setAttribute("target", "_blank"); e.setAttribute("rel", "noopener noreferrer");
+        }
+        if (n.tagName === "OL" && /^\d+$/.test(n.getAttribute("start") || "")) e.setAttribute("start", n.getAttribute("start"));
+        copy(n, e);
+        to.appendChild(e);
+      }
+    })(tpl.content, out);
+    return out;
+  }
+
   function uid() {
     return Date.now().toString(36) + "-" + Math.random().toString(36).slice(2, 10);
   }
@@ -477,9 +512,13 @@
     } else {
       row = el("div", "row " + (m.sender === "agent" ? "agent" : "bot"));
       row.appendChild(el("div", "who", m.sender === "agent" ? "人工客服 · " + (payload.agent_name || "客服") : "商家助手"));
-      if (m.text) row.appendChild(el("div", "bubble", m.text));
-      this.drawButtons(row, payload.buttons || []);
       var custom = payload.custom || {};
+      if (m.sender === "bot" && custom.type === "faq_answer" && typeof custom.answer_html === "string" && custom.answer_html) {
+        var rich = el("div", "bubble md");
+        rich.appendChild(safeHtml(custom.answer_html));
+        row.appendChild(rich);
+      } else if (m.text) row.appendChild(el("div", "bubble", m.text));
+      this.drawButtons(row, payload.buttons || []);
       if (custom.type === "faq_answer" && custom.feedback) this.drawFeedback(row, m);
       if (custom.type === "evidence_upload" && custom.appeal_number) this.drawUpload(row, custom.appeal_number);
     }
