@@ -253,7 +253,9 @@ class Stack:
     def urls(self) -> dict[str, str]:
         s = self.settings
         return {"api": s.api_url, "docs": f"{s.api_url}/docs", "health": f"{s.api_url}/healthz",
-                "demo": f"{s.api_url}/demo", "console": f"{s.api_url}/console", "widget": f"{s.api_url}/widget/sjzs-widget.js",
+                "demo": f"{s.api_url}/demo", "console": f"{s.api_url}/console",
+                "workbench": f"{s.api_url}/workbench", "analytics": f"{s.api_url}/console/analytics",
+                "widget": f"{s.api_url}/widget/sjzs-widget.js",
                 "rasa": s.rasa_url, "actions": s.action_server_url}
 
 
@@ -334,6 +336,8 @@ def main() -> int:
     return supervise(Stack(settings), "启动 API、Rasa 服务和动作服务…", lambda urls: (
         f"    演示商家后台  {urls['demo']}   ← 打开它，选一个商家，点右下角「助手」开始对话\n"
         f"    客服工作台    {urls['console']}   ← 用 agent01 / agent02 登录，接待转人工的商家\n"
+        f"    知识库工作台  {urls['workbench']}   ← 用 editor01 登录，维护 FAQ、处理未解决问题\n"
+        f"    服务数据      {urls['analytics']}\n"
         f"    聊天窗口脚本  {urls['widget']}\n"
         f"    API           {urls['api']}\n    API 文档      {urls['docs']}\n"
         f"    健康检查      {urls['health']}\n    Rasa 服务     {urls['rasa']}\n"
