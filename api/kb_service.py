@@ -15,7 +15,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session, selectinload, sessionmaker
 
 from core.settings import REPO_ROOT, Settings
 from knowledge_base import (
@@ -157,6 +157,28 @@ class SynonymJob:
     finished_at: datetime | None = None
 
 
+@dataclass
+class ImportIndexJob:
+    """Bringing the index in line with an import, as ``GET /api/kb/workbench/import/job`` reports it.
+
+    ``state``: idle (no import since the start), queued (saved; waits for the index, or for the job of an
+    earlier import or a model or synonym change to finish), running, done, failed (the FAQs are saved; the index
+    is rebuilt from the database at the next start). ``id``: the import's number on this instance (the latest
+    one; an earlier import's job still finishes first); ``faqs`` written by it; ``total`` phrasings' texts to
+    embed, ``done`` of them so far, ``reused`` phrasings that kept their vectors.
+    """
+
+    state: str = "idle"
+    message: str = "自启动以来没有导入"
+    id: int = 0
+    faqs: int = 0
+    done: int = 0
+    total: int = 0
+    reused: int = 0
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+
+
 class ChangeFeed:
     """Knowledge-base changes between API instances over Redis pub/sub (sync client, used from threads).
 
@@ -278,6 +300,15 @@ class KnowledgeBase:
         self._seen: set[int] = set()
         self._feed = ChangeFeed(settings.redis_url, settings.kb_sync_channel) if settings.redis_url else None
         self._sync_thread: threading.Thread | None = None
+        # imports: FAQs written (id → revision) waiting for the index job, the job's status, whether the index
+        # lacks imported FAQs whose revisions count as applied (then it is not saved: a restart rebuilds it)
+        self._import_lock = threading.Lock()
+        self._import_wanted: dict[int, int] = {}
+        self._import_seq = 0
+        self._import = ImportIndexJob()
+        self._import_unsaved = False
+        self._import_wake = threading.Event()
+        self._import_thread: threading.Thread | None = None
 
     def start(self) -> None:
         """Load the model and the index without blocking the API's start; then watch for promotions."""
@@ -287,12 +318,15 @@ class KnowledgeBase:
         self._job_thread.start()
         self._sync_thread = threading.Thread(target=self._sync_run, name="kb-sync", daemon=True)
         self._sync_thread.start()
+        self._import_thread = threading.Thread(target=self._import_worker, name="kb-import", daemon=True)
+        self._import_thread.start()
 
     def close(self, timeout: float = 60.0) -> None:
         """Stop the threads and write pending index changes before the database goes away."""
         self._closing.set()
         self._job_wake.set()
-        for thread in (self._thread, self._job_thread, self._sync_thread):
+        self._import_wake.set()
+        for thread in (self._thread, self._job_thread, self._sync_thread, self._import_thread):
             if thread is not None:
                 thread.join(timeout)
         if self._feed is not None:
@@ -502,6 +536,112 @@ class KnowledgeBase:
             self._job = dataclasses.replace(self._job, **changes)
             return dataclasses.replace(self._job)
 
+    # ------------------------------------------------------------------ imports
+
+    def index_import(self, revisions: dict[int, int]) -> ImportIndexJob:
+        """Bring the FAQs an import committed (id → the revision of its change) into the index in the background,
+        and tell the other instances; returns the job's status at once. Searches use the index as it is
+        meanwhile; its new and changed phrasings are embedded in large batches (``Retriever.update_many``)."""
+        with self._import_lock:
+            self._import_wanted.update(revisions)
+            self._import_seq += 1
+            self._import_unsaved = True
+            self._import = ImportIndexJob("queued", "FAQ 已保存，等待更新检索索引", self._import_seq, len(revisions),
+                                          started_at=_now())
+        # Counted as applied now, so the catch-up does not apply them one by one beside the job; the index is
+        # not saved until the job is done (``_save``).
+        self._mark_seen_many(revisions.values())
+        self._import_wake.set()
+        return self.import_job()
+
+    def import_job(self) -> ImportIndexJob:
+        with self._import_lock:
+            return dataclasses.replace(self._import)
+
+    def _import_update(self, seq: int | None = None, **changes) -> ImportIndexJob | None:
+        with self._import_lock:
+            if seq is not None and seq != self._import_seq:
+                return None  # a later import is queued: its status is the one shown
+            self._import = dataclasses.replace(self._import, **changes)
+            return dataclasses.replace(self._import)
+
+    def _import_worker(self) -> None:
+        while not self._closing.is_set():
+            self._import_wake.wait()
+            self._import_wake.clear()
+            if self._closing.is_set():
+                return
+            if not self.wait_ready():
+                self._import_update(state="failed", finished_at=_now(),
+                                    message=f"FAQ 已保存，但知识库未能加载（{self.status.detail}），索引将在下次启动时重建")
+                continue
+            failed = False
+            while not self._closing.is_set():
+                with self._import_lock:
+                    todo, self._import_wanted = self._import_wanted, {}
+                    seq = self._import_seq
+                if not todo:
+                    break
+                for faq_id, revision in sorted(todo.items(), key=lambda item: item[1]):
+                    self._announce(revision, faq_id)
+                try:
+                    with self._build_lock:
+                        self._index_imported(sorted(todo), seq)
+                except Exception as exc:
+                    failed = True
+                    log.exception("the index could not take in an import")
+                    self._import_update(seq, state="failed", finished_at=_now(),
+                                        message=f"FAQ 已保存，但检索索引未能更新（{exc}）；索引将在下次启动时重建")
+            with self._import_lock:
+                done = not failed and not self._import_wanted and not self._closing.is_set()
+                if done:
+                    self._import_unsaved = False
+            if done:
+                self._schedule_save()
+
+    def _index_imported(self, faq_ids: list[int], seq: int) -> None:
+        current = self.retriever
+        if current is None:
+            raise KbUnavailableError(self.status.state)
+        self._import_update(seq, state="running", message="正在更新检索索引")
+
+        def progress(done: int, total: int, reused: int) -> None:
+            self._import_update(seq, done=done, total=total, reused=reused,
+                                message=f"正在更新检索索引：{done}/{total} 条问法")
+
+        with self._swap_lock:
+            self._dirty = set()  # edits from now on are replayed after the job writes its entries
+        finished = False
+        try:
+            faqs = []
+            with self.sessions() as db:
+                for start in range(0, len(faq_ids), 500):
+                    chunk = faq_ids[start:start + 500]
+                    found = {f.id: f for f in db.scalars(select(Faq).where(Faq.id.in_(chunk))
+                                                          .options(selectinload(Faq.similar_questions)))}
+                    faqs += [(i, found[i].phrasings if i in found and found[i].status == FaqStatus.published
+                              else None) for i in chunk]
+            finished = current.update_many(faqs, progress=progress, stop=self._closing.is_set)
+        finally:
+            if not finished:
+                with self._swap_lock:
+                    self._dirty = None
+        if not finished:
+            return
+        self._install(current)  # the edits made meanwhile, read again from the database: the newest wins
+        job = self._import_update(seq, state="done", finished_at=_now())
+        if job is not None:
+            self._import_update(seq, message=f"导入的 FAQ 已全部可检索：新计算 {job.total} 条问法，"
+                                             f"{job.reused} 条沿用原向量")
+        log.info("import indexed: %d FAQs, %d texts embedded", len(faq_ids), job.total if job else -1)
+
+    def _mark_seen_many(self, revisions) -> None:
+        with self._sync_lock:
+            if self._revision is None:
+                return
+            self._seen.update(r for r in revisions if r > self._revision)
+            self._advance()
+
     # ------------------------------------------------------------------ sync between API instances
 
     def sync_now(self) -> int:
@@ -638,7 +778,7 @@ class KnowledgeBase:
                     # ... provided this index holds every change committed before: another instance's edit not
                     # applied here yet would be in the fingerprint and missing from the index
                     behind = self._revision is not None and faq_service.kb_revision(db) > self._revision
-                if behind:
+                if behind or self._import_unsaved:  # (an import's FAQs not in the index yet)
                     self._schedule_save()  # again after the next catch-up
                     return
                 retriever.index.save(index_folder(self.settings.index_dir, retriever.embedder),

@@ -96,18 +96,10 @@ class Retriever:
         starts = np.cumsum([0] + [len(ts) for _, ts in prepared])
         self.index.replace_many((faq_id, ts, matrix[starts[n]:starts[n + 1]]) for n, (faq_id, ts) in enumerate(prepared))
 
-    def reindexed(self, synonyms: Mapping[str, str], faqs: list[tuple[int, list[str]]], index: FaqIndex,
-                  progress=None, stop=None, batch_size: int = 64) -> Retriever | None:
-        """A retriever like this one over ``faqs`` read with other ``synonyms``, built in the empty ``index``.
-
-        A phrasing whose normalised text this retriever already holds keeps its vector; only the texts the new
-        synonyms produce anew are embedded (shortest first, like ``index_many``): a synonym change costs what it
-        changes. ``progress(done, total, reused)`` follows the embedding (``total`` texts to embed, ``reused``
-        phrasings kept); ``stop()``, asked between batches, abandons the work (returns None).
-        """
-        fresh = Retriever(self.embedder, index, self.thresholds, synonyms=synonyms)
-        prepared = [(faq_id, [t for t in (fresh.prepare(p) for p in phrasings) if t]) for faq_id, phrasings in faqs]
-        texts = [t for _, ts in prepared for t in ts]
+    def _vectors(self, texts: list[str], progress, stop, batch_size: int) -> dict[str, np.ndarray] | None:
+        """The vectors of ``texts`` (normalised): those this index holds are reused, only the others embedded,
+        shortest first in batches. ``progress(done, total, reused)`` follows the embedding; ``stop()``, asked
+        between batches, abandons it (None)."""
         vectors = self.index.vectors_of(texts)
         missing = sorted({t for t in texts if t not in vectors}, key=len)
         reused = sum(1 for t in texts if t in vectors)
@@ -120,12 +112,47 @@ class Retriever:
             vectors.update(zip(chunk, self.embedder.encode(chunk, batch_size=batch_size)))
             if progress is not None:
                 progress(start + len(chunk), len(missing), reused)
-        if stop is not None and stop():
+        return None if stop is not None and stop() else vectors
+
+    def reindexed(self, synonyms: Mapping[str, str], faqs: list[tuple[int, list[str]]], index: FaqIndex,
+                  progress=None, stop=None, batch_size: int = 64) -> Retriever | None:
+        """A retriever like this one over ``faqs`` read with other ``synonyms``, built in the empty ``index``.
+
+        A phrasing whose normalised text this retriever already holds keeps its vector; only the texts the new
+        synonyms produce anew are embedded (shortest first, like ``index_many``): a synonym change costs what it
+        changes. ``progress(done, total, reused)`` follows the embedding (``total`` texts to embed, ``reused``
+        phrasings kept); ``stop()``, asked between batches, abandons the work (returns None).
+        """
+        fresh = Retriever(self.embedder, index, self.thresholds, synonyms=synonyms)
+        prepared = [(faq_id, [t for t in (fresh.prepare(p) for p in phrasings) if t]) for faq_id, phrasings in faqs]
+        texts = [t for _, ts in prepared for t in ts]
+        vectors = self._vectors(texts, progress, stop, batch_size)
+        if vectors is None:
             return None
         empty = np.zeros((0, self.embedder.dim), dtype=np.float32)
         index.replace_many((faq_id, ts, np.vstack([vectors[t] for t in ts]) if ts else empty)
                            for faq_id, ts in prepared)
         return fresh
+
+    def update_many(self, faqs: list[tuple[int, list[str] | None]], progress=None, stop=None,
+                    batch_size: int = 64) -> bool:
+        """Bring many FAQs' entries in line at once (an import): each with its phrasings, or None to take it out.
+
+        Like ``reindexed``, a phrasing whose normalised text the index already holds keeps its vector, and only
+        the new texts are embedded, shortest first in batches (``index_many``); the embedding runs outside the
+        index's lock, so searches go on meanwhile, and the entries change in one ``replace_many`` at the end.
+        ``progress(done, total, reused)`` and ``stop()`` as in ``reindexed``; False when stopped (nothing
+        changed)."""
+        prepared = [(faq_id, None if phrasings is None else [t for t in (self.prepare(p) for p in phrasings) if t])
+                    for faq_id, phrasings in faqs]
+        texts = [t for _, ts in prepared for t in ts or []]
+        vectors = self._vectors(texts, progress, stop, batch_size)
+        if vectors is None:
+            return False
+        empty = np.zeros((0, self.embedder.dim), dtype=np.float32)
+        self.index.replace_many((faq_id, ts or [], np.vstack([vectors[t] for t in ts]) if ts else empty)
+                                for faq_id, ts in prepared)
+        return True
 
     def remove_faq(self, faq_id: int) -> None:
         self.index.remove_faq(faq_id)

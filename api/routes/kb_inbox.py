@@ -39,7 +39,7 @@ class ClusterOut(BaseModel):
     sources: dict[str, int] = Field(description="来源：no_answer 答不了 / useless 没用 / none_matched 都不是")
     examples: list[ExampleOut]
     question_ids: list[int]
-    conversations: list[int] = Field(description="会话编号（最近的在前，最多 20 个）；客服工作台 /console#c=编号")
+    conversations: list[int] = Field(description="会话编号（最近的在前，最多 20 个）；客服工作台 /console?conversation=编号")
     first_at: datetime
     last_at: datetime
     suggestions: list[SuggestionOut] = Field(description="检索器对这个问题的前几条 FAQ：第一条即推荐加入的 FAQ")

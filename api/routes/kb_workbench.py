@@ -1,9 +1,11 @@
 """The FAQ workbench's API (/workbench): the list with its figures, 试一试, the conflict check, versions,
 import and export. Editing, publishing and archiving are kb_admin's routes; every write reaches the bot at once
-(``kb.refresh_faq`` after the commit)."""
+(``kb.refresh_faq`` after the commit; an import's FAQs through one background job, ``kb.index_import``, whose
+progress ``GET /workbench/import/job`` reports)."""
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Annotated, Literal
 
@@ -310,6 +312,22 @@ class ImportRowOut(BaseModel):
     faq_id: int | None = None
 
 
+class ImportJobOut(BaseModel):
+    state: str = Field(description="idle 自启动以来没有导入 | queued 排队 | running 更新中 | done 已完成 | failed 失败")
+    message: str
+    id: int = Field(description="导入的编号（本实例）：状态属于最近一次导入")
+    faqs: int = Field(description="这次导入写入的 FAQ 数")
+    done: int = Field(description="已计算的问法数")
+    total: int = Field(description="需要计算的问法数")
+    reused: int = Field(description="沿用原向量的问法数")
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+
+
+def import_job_out(job) -> ImportJobOut:
+    return ImportJobOut(**dataclasses.asdict(job))
+
+
 class ImportOut(BaseModel):
     applied: bool
     total: int
@@ -319,10 +337,18 @@ class ImportOut(BaseModel):
     bad: int
     ignored_columns: list[str]
     rows: list[ImportRowOut] = Field(description="新增、修改和有问题的行（未变的行只计数）")
+    message: str = ""
+    index_job: ImportJobOut | None = Field(
+        default=None, description="写入后检索索引的更新（后台进行）；进度见 GET /api/kb/workbench/import/job")
 
 
-def _report_out(report: faq_io.Report, applied: bool) -> ImportOut:
-    return ImportOut(applied=applied, total=len(report.rows), new=report.count("new"),
+def _report_out(report: faq_io.Report, applied: bool, job=None) -> ImportOut:
+    message = ""
+    if job is not None:
+        message = "FAQ 已保存；检索索引正在后台更新，完成后已发布的 FAQ 即可被检索到"
+    elif applied:
+        message = "没有需要写入的内容"
+    return ImportOut(applied=applied, message=message, index_job=import_job_out(job) if job is not None else None, total=len(report.rows), new=report.count("new"),
                      changed=report.count("changed"), unchanged=report.count("unchanged"), bad=report.count("bad"),
                      ignored_columns=report.ignored_columns,
                      rows=[ImportRowOut(line=r.line, kind=r.kind, key=r.key, question=r.question, reason=r.reason,
@@ -342,6 +368,10 @@ def import_faqs(file: Annotated[UploadFile, File(description=".xlsx 或 .csv")],
                             detail=f"有 {report.count('bad')} 行有问题，没有导入任何内容；请改正后重新导入")
     written = faq_io.apply_import(db, report, editor.actor)
     db.commit()
-    for faq_id in written:
-        kb.refresh_faq(faq_id)
-    return _report_out(report, applied=True)
+    job = kb.index_import(written) if written else None  # embedded in the background, in large batches
+    return _report_out(report, applied=True, job=job)
+
+
+@router.get("/workbench/import/job", response_model=ImportJobOut, summary="导入后检索索引的更新进度（本实例）")
+def import_job(_: EditorDep, kb: KbDep) -> ImportJobOut:
+    return import_job_out(kb.import_job())

@@ -71,6 +71,7 @@ def demo_token(request: Request, settings: SettingsDep, merchant: str = Query(ma
 
 
 def mount_static(app: FastAPI) -> None:
+    app.mount("/shared/static", StaticFiles(directory=WEB_DIR / "shared"), name="shared-static")  # staff sign-in
     app.mount("/widget", StaticFiles(directory=WEB_DIR / "widget"), name="widget")
     app.mount("/demo/static", StaticFiles(directory=WEB_DIR / "demo"), name="demo-static")
     app.mount("/console/static", StaticFiles(directory=WEB_DIR / "console"), name="console-static")

@@ -3,8 +3,9 @@
 One row per FAQ; similar questions one per line inside their cell; tags separated by 、 or commas. An import
 is read and checked whole first (``read_import``: new / changed / unchanged / bad rows, each bad row with its
 line and reason); ``apply_import`` writes every new and changed row in the caller's transaction, and only when
-no row is bad, so a file goes in whole or not at all. Values are compared after the same cleaning the editor
-applies, so exporting and importing the file again changes nothing.
+no row is bad, so a file goes in whole or not at all, in a few batched statements; the caller hands the FAQs
+written to ``KnowledgeBase.index_import``, which embeds them in the background. Values are compared after the
+same cleaning the editor applies, so exporting and importing the file again changes nothing.
 """
 
 from __future__ import annotations
@@ -73,30 +74,38 @@ def write_table(rows: list[list[str]], fmt: str) -> bytes:
         writer.writerows([[("'" + c) if c.startswith(FORMULA_START) else c for c in row] for row in rows])
         return ("\ufeff" + out.getvalue()).encode("utf-8")  # the BOM: Excel then reads it as UTF-8
     from openpyxl import Workbook
+    from openpyxl.cell import WriteOnlyCell
     from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
     from openpyxl.styles import Alignment, Font
 
-    wb = Workbook()
-    ws = wb.active
-    ws.title = "FAQ"
-    ws.append(header)
-    for cell in ws[1]:
-        cell.font = Font(bold=True)
-    for row in rows:
-        ws.append([ILLEGAL_CHARACTERS_RE.sub("", c) for c in row])  # XML cannot hold control characters
-        for cell in ws[ws.max_row]:
-            cell.data_type = "s"  # text, never a formula, whatever it starts with
-            cell.alignment = Alignment(wrap_text=True, vertical="top")
+    # Write-only: rows stream out as they are appended, and every data cell shares one style (a normal workbook
+    # keeps a styled object per cell: 20.9 s for 5,216 FAQs, against ~1 s).
+    wb = Workbook(write_only=True)
+    ws = wb.create_sheet("FAQ")
     for letter, width in zip("ABCDEFGH", (22, 36, 40, 60, 12, 16, 10, 8)):
         ws.column_dimensions[letter].width = width
     ws.freeze_panes = "A2"
+    bold, wrap = Font(bold=True), Alignment(wrap_text=True, vertical="top")
+
+    def cell(value: str, style: str) -> WriteOnlyCell:
+        c = WriteOnlyCell(ws, value)
+        if style == "header":
+            c.font = bold
+        else:
+            c.data_type = "s"  # text, never a formula, whatever it starts with
+            c.alignment = wrap
+        return c
+
+    ws.append([cell(label, "header") for label in header])
+    for row in rows:
+        ws.append([cell(ILLEGAL_CHARACTERS_RE.sub("", c), "data") for c in row])  # XML holds no control chars
     notes = wb.create_sheet("说明")
+    notes.column_dimensions["A"].width = 80
     for line in ("每行一条 FAQ；第一行是列名，不要改动。", "编号：留空表示新建；填写已有编号表示修改该条。",
                  "相似问法：每行一个（单元格内换行）。", "标签：用顿号或逗号分隔。",
                  "关联动作：查询进度、我要申诉、我的工单、转人工，或留空。", "状态：草稿、已发布、已下线；修改时留空表示不变。",
                  "答案支持 Markdown（加粗、列表、链接）。导入前会先显示检查结果，确认后才写入。"):
         notes.append([line])
-    notes.column_dimensions["A"].width = 80
     buf = io.BytesIO()
     wb.save(buf)
     return buf.getvalue()
@@ -351,14 +360,19 @@ def _check(row: Row, get) -> dict:
             "action": action, "status": status}
 
 
-def apply_import(db: Session, report: Report, editor: str) -> list[int]:
-    """Write every new and changed row in the caller's transaction; returns the ids of the FAQs written.
+def apply_import(db: Session, report: Report, editor: str) -> dict[int, int]:
+    """Write every new and changed row in the caller's transaction; returns the FAQs written, each with the
+    knowledge-base revision of its change (for the index job and the other instances).
 
-    Refuses (``Invalid``) when any row is bad: all or nothing. The FAQs to change are locked first, in id
-    order, so a concurrent single edit waits instead of deadlocking on the knowledge base's revision row."""
+    Refuses (``Invalid``) when any row is bad: all or nothing. The FAQs to change are locked first, in one
+    query in id order, so a concurrent single edit waits instead of deadlocking on the knowledge base's revision
+    row. The rows are written in batches: one flush for every FAQ and similar question, then one for every
+    version row and change, with one bump of the revision (``faq_service.add_versions``)."""
     if not report.ok:
         raise Invalid(f"有 {report.count('bad')} 行有问题，没有导入任何内容；请改正后重新导入")
     todo = [r for r in report.rows if r.kind in ("new", "changed")]
+    if not todo:
+        return {}
     changed_ids = sorted(r.faq_id for r in todo if r.faq_id is not None)
     locked = {}
     if changed_ids:
@@ -370,9 +384,10 @@ def apply_import(db: Session, report: Report, editor: str) -> list[int]:
         faq = locked.get(row.faq_id) if row.faq_id is not None else None
         if row.faq_id is not None and faq is None:
             raise Invalid(f"第 {row.line} 行的 FAQ 已被删除，请重新导入")
-        faq = faq_service.save_faq(db, faq, editor=editor, question=v["question"], answer=v["answer"],
-                                   category=v["category"], similar=v["similar"], tags=v["tags"],
-                                   action=v["action"], status=v["status"], note="导入",
-                                   key=row.key or f"faq-{uuid.uuid4().hex[:16]}")
-        written.append(faq.id)
-    return written
+        written.append(faq_service.fill_faq(db, faq, editor=editor, question=v["question"], answer=v["answer"],
+                                            category=v["category"], similar=v["similar"], tags=v["tags"],
+                                            action=v["action"], status=v["status"],
+                                            key=row.key or f"faq-{uuid.uuid4().hex[:16]}"))
+    db.flush()
+    revisions = faq_service.add_versions(db, written, editor, note="导入")
+    return {faq.id: revision for faq, revision in zip(written, revisions)}

@@ -77,6 +77,19 @@ def save_faq(db: Session, faq: Faq | None, *, editor: str, question: str, answer
              similar: list[str], tags: list[str], action: str | None, status: FaqStatus,
              expected_version: int | None = None, note: str = "", key: str | None = None) -> Faq:
     """Create or update an FAQ and record the new version."""
+    faq = fill_faq(db, faq, editor=editor, question=question, answer=answer, category=category, similar=similar,
+                   tags=tags, action=action, status=status, expected_version=expected_version, key=key)
+    db.flush()
+    db.add(FaqVersion(faq_id=faq.id, version=faq.version, snapshot=snapshot(faq, note), editor=editor, at=utcnow()))
+    record_change(db, faq.id)
+    return faq
+
+
+def fill_faq(db: Session, faq: Faq | None, *, editor: str, question: str, answer: str, category: str,
+             similar: list[str], tags: list[str], action: str | None, status: FaqStatus,
+             expected_version: int | None = None, key: str | None = None) -> Faq:
+    """``save_faq``'s checks and new values, without writing yet: the caller flushes, then adds the version and
+    the change (``save_faq`` for one FAQ; the import for many at once, ``add_versions``)."""
     question, answer, category = clean_phrasing(question), answer.strip(), category.strip()
     if not question or not answer or not category:
         raise Invalid("标准问题、答案和分类都不能为空")
@@ -95,10 +108,16 @@ def save_faq(db: Session, faq: Faq | None, *, editor: str, question: str, answer
     faq.similar_questions = [kept.get(t) or FaqQuestion(text=t) for t in wanted]
     faq.version += 1
     faq.updated_at = utcnow()
-    db.flush()
-    db.add(FaqVersion(faq_id=faq.id, version=faq.version, snapshot=snapshot(faq, note), editor=editor, at=utcnow()))
-    record_change(db, faq.id)
     return faq
+
+
+def add_versions(db: Session, faqs: list[Faq], editor: str, note: str = "") -> list[int]:
+    """The version rows and the knowledge-base changes of many FAQs filled by ``fill_faq`` and flushed, in one
+    flush: one revision bump for all (``record_changes``); returns their revisions, in the FAQs' order."""
+    at = utcnow()
+    db.add_all(FaqVersion(faq_id=f.id, version=f.version, snapshot=snapshot(f, note), editor=editor, at=at)
+               for f in faqs)
+    return record_changes(db, [f.id for f in faqs])
 
 
 STATUS_NOTE = {FaqStatus.published: "发布", FaqStatus.archived: "下线", FaqStatus.draft: "改为草稿"}
@@ -154,6 +173,24 @@ def record_change(db: Session, faq_id: int | None) -> int:
     db.add(KbChange(revision=revision, kind="synonyms" if faq_id is None else "faq", faq_id=faq_id, at=utcnow()))
     db.flush()
     return revision
+
+
+def record_changes(db: Session, faq_ids: list[int]) -> list[int]:
+    """``record_change`` for many FAQs with one bump of the revision (by their number): each FAQ still gets a
+    revision and a ``kb_changes`` row of its own, so other instances apply each. Returns the revisions."""
+    if not faq_ids:
+        return []
+    n = len(faq_ids)
+    last = db.scalar(update(KbState).where(KbState.id == 1).values(revision=KbState.revision + n)
+                     .returning(KbState.revision))
+    if last is None:  # a database made without migration 0004's row
+        last = n
+        db.add(KbState(id=1, revision=last))
+    revisions = list(range(last - n + 1, last + 1))
+    at = utcnow()
+    db.add_all(KbChange(revision=r, kind="faq", faq_id=faq_id, at=at) for r, faq_id in zip(revisions, faq_ids))
+    db.flush()
+    return revisions
 
 
 def kb_revision(db: Session) -> int:

@@ -98,6 +98,7 @@ def test_the_dashboard_draws_the_months_figures_as_the_api_computes_them(page, a
     expect(page.locator("#t-drill tbody tr")).to_have_count(max(1, min(100, behind["total"])))
     if behind["rows"]:
         expect(page.locator("#t-drill tbody tr").first).to_contain_text(str(behind["rows"][0]["conversation_id"]))
+    expect(page.locator("#t-drill a")).to_have_count(0)  # an editor cannot open the 客服工作台: no links there
     screenshot(page, "analytics-drill-down")
 
     # CSV of a table, downloaded with the signed-in token
@@ -123,6 +124,19 @@ def test_filters_redraw_and_bad_ranges_are_explained(page, api, month):
     shown = page.evaluate("window.SJZSAnalytics.data.totals")
     assert shown == expected["totals"]
     assert [a["username"] for a in expected["agents"]] in ([], ["agent01"])
+    # an agent's drill-down links each conversation to the 客服工作台 (/console?conversation=<id>, a new tab)
+    page.locator(".drill-escalation").click()
+    rows = api.get("/api/analytics/conversations", params={**{k: v for k, v in query.items() if v},
+                                                           "metric": "escalation", "outcome": "all"},
+                   headers=staff(api, "agent01")).json()["rows"]
+    page.select_option("#drill-outcome", "all")
+    if rows:
+        link = page.locator("#t-drill tbody tr").first.locator("a")
+        first = rows[0]["conversation_id"]
+        expect(link).to_have_text(str(first))
+        expect(link).to_have_attribute("href", f"/console?conversation={first}")
+        expect(link).to_have_attribute("target", "_blank")
+
     # a range the API refuses: the reason in Chinese, the last figures stay
     page.fill("#f-start", "2031-05-01")
     page.fill("#f-end", "2031-04-01")

@@ -170,6 +170,34 @@ def test_an_agent_closes_and_the_merchant_rates(page, agent_page, api, offline_a
     screenshot(agent_page, "console-closed")
 
 
+def test_a_link_opens_its_conversation_after_sign_in_and_other_staff_pages_need_no_second_one(
+        page, agent_page, api, offline_afterwards):
+    w = Widget(page, api, "M10001").open()
+    w.ask("保证金怎么退")
+    expect(w.last_bot()).to_contain_text("保证金")
+    # the link the analytics drill-down gives: the sign-in form first, then that conversation, open
+    agent_page.goto(f"{api.stack_settings.api_url}/console?conversation={w.conversation_id}")
+    expect(agent_page.locator("#login")).to_be_visible()
+    agent_page.fill("#username", "agent01")
+    agent_page.fill("#password", api.stack_settings.demo_password)
+    agent_page.click("#login-form button")
+    expect(agent_page.locator("#c-merchant")).to_contain_text("M10001")
+    expect(agent_page.locator("#log .msg.merchant .bubble").first).to_have_text("保证金怎么退")
+    expect(agent_page).to_have_url(re.compile(rf"/console#c={w.conversation_id}$"))  # a reload keeps it open
+    Console(agent_page, api, "agent01").set_availability("busy")
+    # another staff page in a new tab of the same browser: signed in already, nothing in its URL
+    other = agent_page.context.new_page()
+    other.goto(f"{api.stack_settings.api_url}/console/analytics")
+    expect(other.locator("#app")).to_be_visible()
+    expect(other.locator("#me")).to_have_text("客服小林")
+    expect(other.locator("#login")).to_be_hidden()
+    # 退出 in one tab signs every tab out
+    other.click("#logout")
+    expect(agent_page.locator("#login")).to_be_visible()
+    expect(agent_page.locator("#login-error")).to_have_text("已在其他页面退出登录")
+    assert not agent_page.errors and not page.errors
+
+
 def test_a_kb_editor_cannot_use_the_console(agent_page, api):
     agent_page.goto(f"{api.stack_settings.api_url}/console")
     agent_page.fill("#username", "editor01")

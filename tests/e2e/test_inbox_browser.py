@@ -51,7 +51,12 @@ def test_an_unanswered_cluster_becomes_a_similar_question_and_the_widget_answers
     expect(card.locator(".ib-count")).to_have_text("3")
     card.locator(".ib-cluster-head").click()
     expect(card.locator(".ib-examples li")).to_have_count(2)
-    expect(card.locator(".ib-conv").first).to_have_attribute("href", f"/console#c={conv}")
+    # an editor cannot use the 客服工作台: the conversation opens here, not as a link to the console
+    first_conv = card.locator(".ib-conv").first
+    expect(first_conv).to_have_text(f"#{conv}")
+    assert first_conv.get_attribute("href") is None
+    first_conv.click()
+    expect(card.locator(".ib-conv-view")).to_contain_text(f"会话 #{conv}")
     suggested = card.locator(".ib-attach input[type=radio]").first
     expect(suggested).to_be_checked()
     expect(card.locator(".ib-faq-q").first).to_have_text(target["question"])

@@ -400,3 +400,55 @@ def test_put_synonyms_answers_at_once_and_the_job_reports_its_progress(database)
         created = client.post("/api/kb/faqs", json={**NEW_FAQ, "status": "published"}, headers=editor).json()
         assert head_revision(database) == job["revision"] + 1  # bumped with the FAQ's own transaction
         assert client.app.state.kb.search(NEW_FAQ["question"]).hits[0].faq_id == created["id"]
+
+
+# --------------------------------------------------------------------------- imports
+
+
+def import_published(settings: Settings, kb: KnowledgeBase, n: int):
+    """What POST /api/kb/workbench/import (applied) does on instance ``kb``: n new published FAQs."""
+    from api.services import faq_io
+
+    rows = [["", f"批量导入的第{i}个问题怎么办", f"第{i}个导入问题的办法", f"答案{i}", "导入", "", "", "已发布"]
+            for i in range(n)]
+    with db_session(settings) as db:
+        report = faq_io.read_import(db, faq_io.write_table(rows, "csv"), "faqs.csv")
+        written = faq_io.apply_import(db, report, "editor01")
+        db.commit()
+    return written, kb.index_import(written)
+
+
+def test_an_import_is_indexed_by_one_background_job_and_reaches_the_other_instance(database, tmp_path, monkeypatch):
+    from knowledge_base.retriever import Retriever
+
+    gate, real = threading.Event(), Retriever.update_many
+
+    def held(self, faqs, **kwargs):
+        assert gate.wait(60)
+        return real(self, faqs, **kwargs)
+
+    monkeypatch.setattr(Retriever, "update_many", held)
+    one = database.model_copy(update={"kb_sync_seconds": 0.2})
+    two = second(database, tmp_path, kb_sync_seconds=0.2)  # no Redis: instance 2 catches up from the database
+    with instance(one) as kb1, instance(two) as kb2:
+        written, job = import_published(database, kb1, 20)
+        assert job.state == "queued" and job.faqs == 20
+        revisions = sorted(written.values())
+        assert revisions == list(range(revisions[0], revisions[0] + 20))  # one each
+        with db_session(database) as db:
+            assert {c.faq_id for c in faq_service.kb_changes_since(db, revisions[0] - 1)} == set(written)
+        wait_for(lambda: kb1.import_job().state == "running", what="the job running")
+        kb1._save()  # the index lacks the import while the job runs: it must not be saved as current
+        with db_session(database) as db:
+            assert not saved_index_is_current(db, database.embedding_model, "query: ", one.index_dir)
+        gate.set()
+        wait_for(lambda: kb1.import_job().state == "done", timeout=120, what="the import's index job")
+        questions = {faq_id: f"批量导入的第{i}个问题怎么办" for i, faq_id in enumerate(sorted(written))}
+        assert all(top(kb1, q) == faq_id for faq_id, q in questions.items())
+        wait_for(lambda: all(top(kb2, q) == faq_id for faq_id, q in questions.items()), timeout=120,
+                 what="the import on instance 2")
+        wait_for(lambda: kb2.health()["index"]["revision"] == head_revision(database), what="instance 2's marker")
+        assert kb1.health()["index"]["revision"] == head_revision(database)
+        kb1._save()
+        with db_session(database) as db:
+            assert saved_index_is_current(db, database.embedding_model, "query: ", one.index_dir)

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import csv
 import io
+import threading
+import time
 from datetime import UTC, datetime, timedelta
 from html.parser import HTMLParser
 
@@ -15,7 +17,7 @@ from sqlalchemy import create_engine, func, select
 from sqlalchemy.orm import Session
 
 from api.main import create_app
-from api.models import Faq, FaqVersion, Feedback, Message, Sender
+from api.models import Faq, FaqVersion, Feedback, KbChange, Message, Sender
 from api.rendering import answer_html
 
 from ..conftest import merchant_headers
@@ -294,7 +296,7 @@ def test_an_import_with_bad_rows_reports_each_and_writes_nothing(client):
 def test_an_import_fails_whole_when_the_database_refuses_a_row(client, monkeypatch):
     from api.services import faqs as faq_service
 
-    real, calls = faq_service.save_faq, []
+    real, calls = faq_service.fill_faq, []
 
     def failing(*args, **kwargs):
         calls.append(1)
@@ -302,11 +304,75 @@ def test_an_import_fails_whole_when_the_database_refuses_a_row(client, monkeypat
             raise faq_service.Invalid("模拟写入失败")
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(faq_service, "save_faq", failing)
-    before = count(client.settings, Faq)
-    rows = [["", f"全有或全无 {i}", "", "答", "分类", "", "", ""] for i in range(3)]
+    monkeypatch.setattr(faq_service, "fill_faq", failing)
+    before = (count(client.settings, Faq), count(client.settings, FaqVersion), count(client.settings, KbChange))
+    rows = [["", f"全有或全无 {i}", "", "答", "分类", "", "", "已发布"] for i in range(3)]
     resp = import_file(client, csv_bytes(rows), "faqs.csv", dry_run=False)
-    assert resp.status_code == 422 and count(client.settings, Faq) == before
+    assert resp.status_code == 422
+    assert (count(client.settings, Faq), count(client.settings, FaqVersion), count(client.settings, KbChange)) == before
+    assert client.get("/api/kb/workbench/import/job", headers=client.editor).json()["state"] == "idle"
+
+
+def wait_for_import_job(client, import_id: int, timeout: float = 120.0) -> dict:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        job = client.get("/api/kb/workbench/import/job", headers=client.editor).json()
+        if job["id"] == import_id and job["state"] in ("done", "failed"):
+            return job
+        time.sleep(0.1)
+    raise AssertionError(f"the import's index job did not finish: {job}")
+
+
+def test_a_published_import_is_indexed_in_the_background_in_one_batch(client, monkeypatch):
+    from knowledge_base.retriever import Retriever
+
+    kb = client.app.state.kb
+    assert kb.wait_ready(120)
+    existing = faq_by_question(client, "保证金怎么退？")
+    rows = [["", f"导入的第{i}个新问题怎么处理？", f"第{i}个新问题的处理办法\n第{i}个新问题找谁", f"答案{i}", "导入分类",
+             "", "", "已发布"] for i in range(30)]
+    rows.append([existing["key"], "保证金怎么退？", "", "改过的答案", existing["category"], "", "", ""])  # changed
+    gate, entered, calls = threading.Event(), threading.Event(), []
+    real = Retriever.update_many
+
+    def held(self, faqs, **kwargs):  # the job waits here until the test has looked at it
+        calls.append(len(faqs))
+        entered.set()
+        assert gate.wait(60)
+        return real(self, faqs, **kwargs)
+
+    monkeypatch.setattr(Retriever, "update_many", held)
+    before = kb.retriever.index.faq_count
+    resp = import_file(client, csv_bytes(rows), "faqs.csv", dry_run=False)
+    assert resp.status_code == 200, resp.text
+    body = resp.json()
+    assert body["applied"] and body["new"] == 30 and "正在后台更新" in body["message"]
+    assert body["index_job"]["state"] in ("queued", "running") and body["index_job"]["faqs"] == 31
+    assert entered.wait(60)
+    job = client.get("/api/kb/workbench/import/job", headers=client.editor).json()
+    assert job["state"] == "running" and job["id"] == body["index_job"]["id"]
+
+    # meanwhile searches answer from the index as it was, and an edit made now is not lost
+    assert kb.search("保证金怎么退？").hits[0].faq_id == existing["id"]
+    assert kb.retriever.index.faq_of(kb.retriever.prepare("导入的第0个新问题怎么处理？")) is None
+    first = faq_by_question(client, "导入的第0个新问题怎么处理？")
+    full = client.get(f"/api/kb/faqs/{first['id']}", headers=client.editor).json()
+    edited = client.put(f"/api/kb/faqs/{first['id']}", headers=client.editor, json={
+        "question": full["question"], "answer": full["answer"], "category": full["category"],
+        "similar": [*full["similar"], "编辑时加的问法"], "tags": full["tags"], "action": full["action"],
+        "status": "published", "version": full["version"]})
+    assert edited.status_code == 200, edited.text
+    gate.set()
+
+    job = wait_for_import_job(client, body["index_job"]["id"])
+    assert job["state"] == "done" and job["done"] == job["total"] > 60 and job["reused"] > 0, job  # 保证金 kept its
+    assert calls == [31]  # one batch for the whole import
+    assert kb.retriever.index.faq_count == before + 30
+    for i in (0, 17, 29):
+        hit = kb.search(f"导入的第{i}个新问题怎么处理？").hits[0]
+        assert hit.faq_id == faq_by_question(client, f"导入的第{i}个新问题怎么处理？")["id"]
+    assert kb.retriever.index.faq_of(kb.retriever.prepare("编辑时加的问法")) == first["id"]  # the edit survived
+    assert kb.search("保证金怎么退？").hits[0].faq_id == existing["id"]
 
 
 @pytest.mark.parametrize(("data", "name", "phrase"), [

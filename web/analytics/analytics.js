@@ -3,9 +3,8 @@
 (function () {
   "use strict";
 
-  var TOKEN_KEY = "sjzs-analytics-token";
-  var CONSOLE_TOKEN_KEY = "sjzs-console-token";
-  var ROLES = ["agent", "kb_editor", "admin"];
+  var Staff = window.SjzsStaff;  // sign-in, the token and the HTTP wrapper: web/shared/staff.js
+  var CONSOLE_ROLES = ["agent", "admin"];  // who can follow a conversation into the 客服工作台
   var METRIC_TITLE = { self_service: "自助解决率", one_contact: "一次解决率", satisfaction: "满意度",
                        escalation: "转人工" };
   var DRILL_TITLE = {
@@ -20,8 +19,7 @@
   var COLORS = { brand: "#ff5000", blue: "#165dff", green: "#00b42a", red: "#f53f3f", grey: "#86909c",
                  amber: "#ff9a2e", teal: "#14c9c9" };
 
-  var state = { token: sessionStorage.getItem(TOKEN_KEY) || sessionStorage.getItem(CONSOLE_TOKEN_KEY) || "",
-                options: null, data: null, query: null, charts: {}, drill: null };
+  var state = { me: null, options: null, data: null, query: null, charts: {}, drill: null };
   window.SJZSAnalytics = state;  // read by the browser tests (the page and the JSON agree)
 
   function $(id) { return document.getElementById(id); }
@@ -43,19 +41,7 @@
 
   // ------------------------------------------------------------------ HTTP
 
-  function request(path) {
-    return fetch(path, { headers: { Authorization: "Bearer " + state.token } }).then(function (resp) {
-      if (resp.status === 401) { logout("登录已过期，请重新登录"); throw new Error("登录已过期，请重新登录"); }
-      if (!resp.ok) {
-        return resp.json().catch(function () { return {}; }).then(function (data) {
-          var d = data && data.detail;
-          throw new Error(typeof d === "string" ? d : "查询失败（" + resp.status + "）");
-        });
-      }
-      return resp;
-    });
-  }
-  function getJSON(path) { return request(path).then(function (r) { return r.json(); }); }
+  function getJSON(path) { return Staff.api("GET", path); }
 
   function qs(extra) {
     var q = state.query, params = new URLSearchParams();
@@ -64,45 +50,13 @@
     return params.toString();
   }
 
-  // ------------------------------------------------------------------ sign-in
+  // ------------------------------------------------------------------ start
 
-  function showLogin(message) {
-    $("app").hidden = true; $("login").hidden = false;
-    $("login-error").textContent = message || "";
-  }
-
-  $("login-form").addEventListener("submit", function (ev) {
-    ev.preventDefault();
-    $("login-error").textContent = "";
-    fetch("/api/auth/login", { method: "POST", headers: { "Content-Type": "application/json" },
-      body: JSON.stringify({ username: $("username").value.trim(), password: $("password").value }) })
-      .then(function (resp) {
-        return resp.json().catch(function () { return {}; }).then(function (data) {
-          if (!resp.ok) throw new Error(typeof data.detail === "string" ? data.detail : "登录失败");
-          return data;
-        });
-      })
-      .then(function (data) {
-        if (ROLES.indexOf(data.role) < 0) throw new Error("该账号没有查看服务数据的权限");
-        state.token = data.access_token;
-        sessionStorage.setItem(TOKEN_KEY, state.token);
-        $("password").value = "";
-        start();
-      })
-      .catch(function (err) { $("login-error").textContent = err.message; });
-  });
-
-  function logout(message) {
-    sessionStorage.removeItem(TOKEN_KEY);
-    state.token = "";
-    showLogin(message);
-  }
-  $("logout").onclick = function () { logout(""); };
-
-  function start() {
+  function start(me) {
+    state.me = me;
+    $("me").textContent = me.display_name || me.username || "";
     getJSON("/api/analytics/options").then(function (opts) {
       state.options = opts;
-      $("login").hidden = true; $("app").hidden = false;
       fillOptions(opts);
       var fromUrl = new URLSearchParams(location.search);
       var end = fromUrl.get("end") || opts.today;
@@ -110,14 +64,11 @@
       $("f-start").value = fromUrl.get("start") || shift(end, -(opts.default_days - 1));
       ["category", "merchant", "agent"].forEach(function (k) { if (fromUrl.get(k)) $("f-" + k).value = fromUrl.get(k); });
       load();
-    }).catch(function (err) {
-      if (state.token) showLogin(err.message);
-    });
-    getJSON("/api/me").then(function (me) { $("me").textContent = me.display_name || me.username || ""; })
-      .catch(function () {});
+    }).catch(function (err) { $("error").textContent = err.message; });
   }
 
   function fillOptions(opts) {
+    [$("f-category"), $("f-agent")].forEach(function (sel) { while (sel.options.length > 1) sel.remove(1); });
     var cat = $("f-category");
     opts.categories.forEach(function (c) { var o = el("option", null, c); o.value = c; cat.appendChild(o); });
     var ag = $("f-agent");
@@ -281,7 +232,14 @@
       var tr = el("tr");
       columns.forEach(function (c) {
         var v = c.format ? c.format(r[c.key], r) : r[c.key];
-        tr.appendChild(el("td", c.num ? "num" : c.text ? "text" : null, v === null || v === undefined ? "—" : String(v)));
+        var td = el("td", c.num ? "num" : c.text ? "text" : null, v === null || v === undefined ? "—" : String(v));
+        var href = c.link && c.link(r);
+        if (href) {
+          var a = el("a", null, td.textContent);
+          a.href = href; a.target = "_blank"; a.rel = "noopener";
+          td.textContent = ""; td.appendChild(a);
+        }
+        tr.appendChild(td);
       });
       body.appendChild(tr);
     });
@@ -352,7 +310,7 @@
       dr.rows = (more ? dr.rows : []).concat(page.rows);
       dr.total = page.total;
       $("drill-total").textContent = "共 " + page.total + " 条，显示 " + dr.rows.length + " 条";
-      var cols = [{ key: "conversation_id", title: "会话", num: true }, { key: "merchant", title: "商家" },
+      var cols = [{ key: "conversation_id", title: "会话", num: true, link: conversationLink }, { key: "merchant", title: "商家" },
                   { key: "started_at", title: "开始时间" }];
       if (dr.metric === "one_contact") cols.push({ key: "topic", title: "主题" });
       cols.push({ key: "agent", title: "客服" }, { key: "result", title: "结果" }, { key: "why", title: "原因", text: true },
@@ -360,6 +318,13 @@
       table("t-drill", cols, dr.rows, "没有符合条件的会话");
       $("drill-more").hidden = dr.rows.length >= page.total;
     }).catch(function (err) { $("error").textContent = err.message; });
+  }
+
+  // an agent or an admin opens the conversation in the 客服工作台 (a new tab, signed in already); editors cannot
+  function conversationLink(row) {
+    var role = state.me ? state.me.role : "";
+    if (CONSOLE_ROLES.indexOf(role) < 0) return null;
+    return "/console?conversation=" + encodeURIComponent(row.conversation_id);
   }
 
   // ------------------------------------------------------------------ CSV
@@ -371,7 +336,7 @@
         extra.metric = state.drill.metric; extra.outcome = state.drill.outcome;
       }
       b.disabled = true;
-      request("/api/analytics/export?" + qs(extra)).then(function (resp) {
+      Staff.fetch("GET", "/api/analytics/export?" + qs(extra)).then(function (resp) {
         var disp = resp.headers.get("Content-Disposition") || "", m = /filename\*=UTF-8''([^;]+)/.exec(disp);
         var name = m ? decodeURIComponent(m[1]) : "export.csv";
         return resp.blob().then(function (blob) {
@@ -387,5 +352,6 @@
   if (typeof Chart === "undefined") {
     document.body.insertBefore(el("p", "error banner", "图表库没有加载：请运行 make run 或 make setup 下载（npm 仓库）。"), document.body.firstChild);
   }
-  if (state.token) start(); else showLogin("");
+  Staff.page({ roles: ["agent", "kb_editor", "admin"], denied: "该账号没有查看服务数据的权限", onSignIn: start,
+               onSignOut: function () { state.me = null; } });
 })();

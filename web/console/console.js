@@ -2,7 +2,6 @@
 (function () {
   "use strict";
 
-  var TOKEN_KEY = "sjzs-console-token";
   var SOUND_KEY = "sjzs-console-sound";
   var SENDER = { merchant: "商家", bot: "商家助手", agent: "客服", system: "系统" };
   var DECISION = { answer: "直接回答", clarify: "您是想问", no_answer: "未能回答" };
@@ -14,7 +13,7 @@
   var APPEAL_OPEN = ["pending", "reviewing", "need_more"];
 
   var state = {
-    token: sessionStorage.getItem(TOKEN_KEY) || "", me: null, view: "queue", q: "", lists: {}, current: null,
+    me: null, view: "queue", q: "", lists: {}, current: null,
     detail: null, canned: [], cannedPick: 0, agents: [], ws: null, wsRetry: 0, queueCount: -1, typingTimer: null,
     lastTyped: 0
   };
@@ -28,83 +27,40 @@
   }
   function clear(node) { while (node.firstChild) node.removeChild(node.firstChild); }
 
-  // ------------------------------------------------------------------ HTTP
+  // ------------------------------------------------------------------ HTTP and sign-in (web/shared/staff.js)
 
-  function api(method, path, body) {
-    var opts = { method: method, headers: { Authorization: "Bearer " + state.token } };
-    if (body !== undefined) { opts.headers["Content-Type"] = "application/json"; opts.body = JSON.stringify(body); }
-    return fetch(path, opts).then(function (resp) {
-      if (resp.status === 401) { logout("登录已过期，请重新登录"); throw new Error("登录已过期，请重新登录"); }
-      if (resp.status === 204) return null;
-      return resp.json().catch(function () { return {}; }).then(function (data) {
-        if (!resp.ok) {
-          var d = data && data.detail;
-          throw new Error(typeof d === "string" ? d : "操作失败（" + resp.status + "）");
-        }
-        return data;
-      });
-    });
-  }
+  var Staff = window.SjzsStaff;
+  var api = Staff.api;
 
   function showError(id, err) { $(id).textContent = err ? (err.message || String(err)) : ""; }
 
-  // ------------------------------------------------------------------ login
-
-  function showLogin(message) {
-    $("app").hidden = true; $("login").hidden = false;
-    $("login-error").textContent = message || "";
-    $("username").focus();
-  }
-
-  $("login-form").addEventListener("submit", function (ev) {
-    ev.preventDefault();
-    $("login-error").textContent = "";
-    fetch("/api/auth/login", { method: "POST", headers: { "Content-Type": "application/json" },
-      body: JSON.stringify({ username: $("username").value.trim(), password: $("password").value }) })
-      .then(function (resp) {
-        return resp.json().catch(function () { return {}; }).then(function (data) {
-          if (!resp.ok) throw new Error(typeof data.detail === "string" ? data.detail : "登录失败");
-          return data;
-        });
-      })
-      .then(function (data) {
-        if (data.role !== "agent" && data.role !== "admin") throw new Error("该账号没有客服权限");
-        state.token = data.access_token;
-        sessionStorage.setItem(TOKEN_KEY, state.token);
-        $("password").value = "";
-        start();
-      })
-      .catch(function (err) { $("login-error").textContent = err.message; });
-  });
-
-  function logout(message) {
+  function stop() {  // signing out: offline for the queue, the live feed closed
     if (state.me) api("PUT", "/api/staff/me/availability", { availability: "offline" }).catch(function () {});
-    sessionStorage.removeItem(TOKEN_KEY);
-    state.token = ""; state.me = null;
+    state.me = null;
     if (state.ws) { state.ws.onclose = null; state.ws.close(); state.ws = null; }
-    showLogin(message);
   }
-  $("logout").onclick = function () { logout(""); };
 
   // ------------------------------------------------------------------ start
 
-  function start() {
-    api("GET", "/api/staff/me").then(function (me) {
-      state.me = me;
-      $("login").hidden = true; $("app").hidden = false;
-      $("me").textContent = me.display_name;
-      var wanted = me.availability === "offline" ? "online" : me.availability;  // opening the console = at work
-      $("availability").value = wanted;
-      return setAvailability(wanted);
-    }).then(function () {
+  function start(me) {
+    state.me = me;
+    $("me").textContent = me.display_name;
+    var wanted = me.availability === "offline" ? "online" : me.availability;  // opening the console = at work
+    $("availability").value = wanted;
+    setAvailability(wanted).then(function () {
       connect();
       loadCanned();
       refreshLists();
-      var m = /c=(\d+)/.exec(location.hash);
-      if (m) openConversation(parseInt(m[1], 10));
-    }).catch(function (err) {
-      if (state.token) logout(err.message === "没有权限执行此操作" ? "该账号没有客服权限" : err.message);
-    });
+      var id = linkedConversation();
+      if (id) openConversation(id);
+    }).catch(function (err) { showError("chat-error", err); });
+  }
+
+  // /console?conversation=<id> (a link from 服务数据 or the workbench), else #c=<id> (this page, reloaded)
+  function linkedConversation() {
+    var m = /^\d+$/.exec(new URLSearchParams(location.search).get("conversation") || "") ||
+            /c=(\d+)/.exec(location.hash);
+    return m ? parseInt(m[m.length - 1], 10) : 0;
   }
 
   function setAvailability(value) {
@@ -136,7 +92,7 @@
 
   function connect() {
     var proto = location.protocol === "https:" ? "wss:" : "ws:";
-    var ws = new WebSocket(proto + "//" + location.host + "/ws/agent?token=" + encodeURIComponent(state.token));
+    var ws = new WebSocket(proto + "//" + location.host + "/ws/agent?token=" + encodeURIComponent(Staff.token()));
     state.ws = ws;
     ws.onopen = function () {
       state.wsRetry = 0;
@@ -150,9 +106,9 @@
     };
     ws.onclose = function (ev) {
       $("conn").textContent = "连接断开，正在重连…"; $("conn").className = "conn";
-      if (ev.code === 4401 || ev.code === 4403) { logout("登录已失效，请重新登录"); return; }
+      if (ev.code === 4401 || ev.code === 4403) { Staff.signOut("登录已失效，请重新登录"); return; }
       state.wsRetry = Math.min(state.wsRetry + 1, 6);
-      setTimeout(function () { if (state.token) connect(); }, 500 * Math.pow(2, state.wsRetry));
+      setTimeout(function () { if (state.me) connect(); }, 500 * Math.pow(2, state.wsRetry));
     };
   }
   setInterval(function () {
@@ -281,7 +237,7 @@
 
   function openConversation(id, keepInput) {
     state.current = id;
-    location.hash = "c=" + id;
+    history.replaceState(null, "", location.pathname + "#c=" + id);
     return api("GET", "/api/staff/conversations/" + id).then(function (d) {
       if (state.current !== id) return;
       state.detail = d;
@@ -660,5 +616,6 @@
     }).then(drawNotes).catch(function (err) { showError("chat-error", err); });
   };
 
-  if (state.token) start(); else showLogin("");
+  Staff.page({ roles: ["agent", "admin"], denied: "该账号没有客服权限", mePath: "/api/staff/me",
+               onSignIn: start, onSignOut: stop });
 })();

@@ -131,13 +131,21 @@
     }
     // conversations
     if (c.conversations.length) {
+      // an admin can also open it in the 客服工作台 (a new tab, signed in already); an editor reads it here
       var conv = el("div", "ib-convs", "会话：");
+      var toConsole = WB.role() === "admin";
       c.conversations.forEach(function (id) {
-        var a = el("a", "ib-conv", "#" + id);
-        a.href = "/console#c=" + id; a.target = "_blank"; a.rel = "noopener";
-        a.title = "在客服工作台打开（需客服或管理员账号）";
-        conv.appendChild(a);
-        conv.appendChild(btn("查看", "ib-link", function () { showConversation(wrap, id); }));
+        if (toConsole) {
+          var a = el("a", "ib-conv", "#" + id);
+          a.href = "/console?conversation=" + id; a.target = "_blank"; a.rel = "noopener";
+          a.title = "在客服工作台打开";
+          conv.appendChild(a);
+          conv.appendChild(btn("查看", "ib-link", function () { showConversation(wrap, id); }));
+        } else {
+          var b = btn("#" + id, "ib-link ib-conv", function () { showConversation(wrap, id); });
+          b.title = "在这里查看会话记录";
+          conv.appendChild(b);
+        }
       });
       wrap.appendChild(conv);
     }

@@ -7,16 +7,17 @@
      onTab(name, fn)         fn(sectionElement) each time tab name ("inbox" | "tuning") is shown
      openFaq(id)             the FAQ tab with that FAQ open in the editor
      newFaq(prefill)         the editor on a new draft, prefilled with {question, similar: [], category, answer}
-     tryIt(text, faqId?)     the 试一试 panel with that text, against the draft of faqId when given */
+     tryIt(text, faqId?)     the 试一试 panel with that text, against the draft of faqId when given
+     role()                  the signed-in account's role ("kb_editor" | "admin")
+   Sign-in, the token and the HTTP wrapper are web/shared/staff.js (window.SjzsStaff). */
 (function () {
   "use strict";
 
-  var TOKEN_KEY = "sjzs-workbench-token";
   var STATUS = { draft: "草稿", published: "已发布", archived: "已下线" };
   var PAGE = 50;
 
   var state = {
-    token: sessionStorage.getItem(TOKEN_KEY) || "", me: null, tab: "faq", page: 0, total: 0, rows: [],
+    me: null, tab: "faq", page: 0, total: 0, rows: [],
     faq: null,          // the FAQ open in the editor (null: a new one)
     similar: [],        // the editor's similar questions
     kept: {},           // similar questions whose conflict the editor chose to keep (text → true)
@@ -47,26 +48,10 @@
     return s.toLowerCase().replace(/[\s\u3000-\u303f\uff00-\uff0f\uff1a-\uff20!-\/:-@\[-`{-~]/g, "");
   }
 
-  // ------------------------------------------------------------------ HTTP
+  // ------------------------------------------------------------------ HTTP and sign-in (web/shared/staff.js)
 
-  function request(method, path, body, raw) {
-    var opts = { method: method, headers: { Authorization: "Bearer " + state.token } };
-    if (body instanceof FormData) opts.body = body;
-    else if (body !== undefined) { opts.headers["Content-Type"] = "application/json"; opts.body = JSON.stringify(body); }
-    return fetch(path, opts).then(function (resp) {
-      if (resp.status === 401) { logout("登录已过期，请重新登录"); throw new Error("登录已过期，请重新登录"); }
-      if (resp.ok && raw) return resp;
-      if (resp.status === 204) return null;
-      return resp.json().catch(function () { return {}; }).then(function (data) {
-        if (!resp.ok) {
-          var d = data && data.detail;
-          throw new Error(typeof d === "string" ? d : "操作失败（" + resp.status + "）");
-        }
-        return data;
-      });
-    });
-  }
-  function api(method, path, body) { return request(method, path, body, false); }
+  var Staff = window.SjzsStaff;
+  var api = Staff.api;
 
   function toast(text) {
     var t = $("toast");
@@ -77,7 +62,7 @@
   }
 
   function download(path, fallbackName) {
-    return request("GET", path, undefined, true).then(function (resp) {
+    return Staff.fetch("GET", path).then(function (resp) {
       var m = /filename="([^"]+)"/.exec(resp.headers.get("Content-Disposition") || "");
       return resp.blob().then(function (blob) {
         var a = el("a");
@@ -90,54 +75,18 @@
     }).catch(function (err) { toast(err.message); });
   }
 
-  // ------------------------------------------------------------------ login
+  // ------------------------------------------------------------------ start
 
-  function showLogin(message) {
-    $("app").hidden = true; $("login").hidden = false;
-    $("login-error").textContent = message || "";
-    $("username").focus();
-  }
-
-  $("login-form").addEventListener("submit", function (ev) {
-    ev.preventDefault();
-    $("login-error").textContent = "";
-    fetch("/api/auth/login", { method: "POST", headers: { "Content-Type": "application/json" },
-      body: JSON.stringify({ username: $("username").value.trim(), password: $("password").value }) })
-      .then(function (resp) {
-        return resp.json().catch(function () { return {}; }).then(function (data) {
-          if (!resp.ok) throw new Error(typeof data.detail === "string" ? data.detail : "登录失败");
-          return data;
-        });
-      })
-      .then(function (data) {
-        if (data.role !== "kb_editor" && data.role !== "admin") throw new Error("该账号没有知识库编辑权限");
-        state.token = data.access_token;
-        sessionStorage.setItem(TOKEN_KEY, state.token);
-        $("password").value = "";
-        start();
-      })
-      .catch(function (err) { $("login-error").textContent = err.message; });
-  });
-
-  function logout(message) {
-    sessionStorage.removeItem(TOKEN_KEY);
-    state.token = ""; state.me = null;
-    showLogin(message);
-  }
-  $("logout").onclick = function () { logout(""); };
-
-  function start() {
-    api("GET", "/api/me").then(function (me) {
-      if (me.role !== "kb_editor" && me.role !== "admin") throw new Error("该账号没有知识库编辑权限");
-      state.me = me;
-      $("login").hidden = true; $("app").hidden = false;
-      $("me").textContent = me.display_name;
-      var end = new Date(), begin = new Date(end.getTime() - 29 * 86400000);
-      if (!$("f-end").value) $("f-end").value = isoDate(end);
-      if (!$("f-start").value) $("f-start").value = isoDate(begin);
-      showTab(state.tab);
-      loadList();
-    }).catch(function (err) { logout(err.message); });
+  function start(me) {
+    state.me = me;
+    $("me").textContent = me.display_name;
+    var end = new Date(), begin = new Date(end.getTime() - 29 * 86400000);
+    if (!$("f-end").value) $("f-end").value = isoDate(end);
+    if (!$("f-start").value) $("f-start").value = isoDate(begin);
+    showTab(state.tab);
+    loadList();
+    var m = /faq=(\d+)/.exec(location.hash);  // /workbench#faq=<id>: 「查看该 FAQ」 opens it in a new tab
+    if (m) openFaq(parseInt(m[1], 10)).catch(function () {});
   }
 
   // ------------------------------------------------------------------ tabs
@@ -667,12 +616,31 @@
         go.disabled = true;
         upload(file, false).then(function (done) {
           drawReport(file, done); toast("导入完成：新增 " + done.new + " 条，修改 " + done.changed + " 条"); loadList();
+          if (done.index_job) followImportIndex(done.message);
         }).catch(function (err) { go.disabled = false; box.appendChild(el("p", "error", err.message)); });
       };
       box.appendChild(go);
     } else if (!r.applied && !bad.length) {
       box.appendChild(el("p", "hint", "文件与知识库一致，没有需要导入的内容。"));
     }
+  }
+
+  // The FAQs are saved at once; the search index takes them in afterwards, in the background: show its progress.
+  function followImportIndex(message) {
+    var box = $("import-report");
+    var line = el("p", "hint import-index", message);
+    var bar = el("progress");
+    bar.max = 1; bar.value = 0;
+    box.appendChild(line);
+    box.appendChild(bar);
+    (function poll() {
+      api("GET", "/api/kb/workbench/import/job").then(function (job) {
+        bar.max = Math.max(job.total, 1); bar.value = job.done;
+        line.textContent = job.message + (job.total ? "（" + job.done + " / " + job.total + "）" : "");
+        if (job.state === "queued" || job.state === "running") setTimeout(poll, 1000);
+        else if (job.state === "done") bar.remove();
+      }).catch(function (err) { line.textContent = err.message; });
+    })();
   }
 
   // ------------------------------------------------------------------ synonyms
@@ -791,13 +759,9 @@
 
   // ------------------------------------------------------------------ the contract, and off we go
 
-  window.Workbench = { api: api, toast: toast, onTab: onTab, openFaq: openFaq, newFaq: newFaq, tryIt: tryIt };
+  window.Workbench = { api: api, toast: toast, onTab: onTab, openFaq: openFaq, newFaq: newFaq, tryIt: tryIt,
+                       role: function () { return state.me ? state.me.role : ""; } };
 
-  var m = /faq=(\d+)/.exec(location.hash);
-  if (state.token) {
-    start();
-    if (m) setTimeout(function () { openFaq(parseInt(m[1], 10)).catch(function () {}); }, 0);
-  } else {
-    showLogin("");
-  }
+  Staff.page({ roles: ["kb_editor", "admin"], denied: "该账号没有知识库编辑权限", onSignIn: start,
+               onSignOut: function () { state.me = null; } });
 })();
