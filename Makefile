@@ -13,7 +13,7 @@ run: venvs
 test: setup tools
 	$(APP_PY) -m pytest $(PYTEST_ARGS)
 
-## The fast tests for the inner loop (no Rasa, no browser, no training, SQLite only): under 2 minutes.
+## The fast tests for the inner loop (no Rasa, no browser, no training, SQLite only): about 2.5 minutes.
 check: setup
 	SJZS_TEST_BACKENDS=sqlite $(APP_PY) -m pytest -q -m "not e2e and not browser and not slow" $(PYTEST_ARGS)
 

@@ -1,6 +1,8 @@
 """Error bodies (api/errors.py): a Chinese ``detail`` for people, the shape the OpenAPI document gives them
 (``ErrorOut``), and none of the framework's English answers."""
 
+import shutil
+
 import pytest
 from fastapi.testclient import TestClient
 
@@ -12,10 +14,11 @@ from ..conftest import fresh_database, make_settings, merchant_headers
 
 
 @pytest.fixture(scope="module")
-def client(tmp_path_factory, templates):
+def client(tmp_path_factory, templates, template_index):
     tmp = tmp_path_factory.mktemp("errors")
     with fresh_database("sqlite", tmp, templates) as url:
         settings = make_settings(tmp, database_url=url)
+        shutil.copytree(template_index, settings.index_dir)  # the saved index: no rebuild behind the tests
         with TestClient(create_app(settings)) as c:
             c.merchant = merchant_headers(settings)
             yield c
