@@ -29,7 +29,7 @@ from pathlib import Path
 from core.settings import Settings, get_settings
 
 from .prepare import rasa_model_path
-from .stack import Service, Stack, _api_ready, processes, supervise, write_endpoints
+from .stack import Service, Stack, processes, supervise, write_endpoints
 
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 
@@ -52,8 +52,10 @@ def nginx_conf(settings: Settings, instances: list[Instance], internal_port: int
     h = settings.host
 
     def upstream(name: str, ports: list[int], extra: str = "") -> str:
-        servers = "".join(f"    server {h}:{p} max_fails=1 fail_timeout=2s;\n" for p in ports)
-        return f"  upstream {name} {{\n{extra}{servers}    keepalive 32;\n  }}\n"
+        servers = "".join(f"    server {h}:{p} max_fails=3 fail_timeout=2s;\n" for p in ports)
+        # idle connections are dropped before the servers' own keep-alive ends (uvicorn and Sanic: 5 s), so nginx
+        # never sends a request (a POST it may not retry) down a connection the server is closing
+        return f"  upstream {name} {{\n{extra}{servers}    keepalive 32;\n    keepalive_timeout 2s;\n  }}\n"
 
     proxy = ("      proxy_http_version 1.1;\n      proxy_set_header Host $host;\n"
              "      proxy_set_header X-Forwarded-For $remote_addr;\n"
@@ -121,8 +123,10 @@ class Cluster(Stack):
                                    as_root=os.geteuid() == 0),
                         encoding="utf-8")
         endpoints = write_endpoints(settings)  # the action endpoint is nginx's; trackers and locks are shared
+        # ready when the whole path answers through nginx: an API instance reaches a Rasa server and an action
+        # server through their nginx ports (/healthz is 200 only then)
         front = Service("nginx", [NGINX, "-p", str(run_dir), "-c", str(conf), "-e", "stderr"],
-                        f"{settings.api_url}/healthz", _api_ready)
+                        f"{settings.api_url}/healthz")
         self.services = [front]
         internal = {"SJZS_API_PORT": str(self.internal_port)}  # the action servers call /internal/ here
         for n, inst in enumerate(self.instances, start=1):
