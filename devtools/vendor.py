@@ -1,7 +1,9 @@
-"""Browser libraries the pages use, fetched from the npm registry at set-up and checked against npm's hash.
+"""Browser packages fetched from the npm registry and checked against npm's hash: the chart library the
+dashboard loads (served by the API from ``var/vendor/``: the pages' CSP allows scripts from this origin only,
+never a CDN), and the published rasa-webchat bundle the compatibility test embeds (``var/webchat/``).
 
-Served by the API from ``var/vendor/`` (the pages' CSP allows scripts from this origin only; never a CDN).
-Run: ``python -m devtools.vendor`` (``make run`` / ``make setup`` call it through devtools.prepare)."""
+Run: ``python -m devtools.vendor [webchat]`` (``make run`` / ``make setup`` fetch the chart library through
+devtools.prepare; ``scripts/setup-test-tools.sh`` fetches rasa-webchat for the tests)."""
 
 from __future__ import annotations
 
@@ -18,6 +20,10 @@ VENDOR_DIR = REPO_ROOT / "var" / "vendor"
 # Chart.js 4.4.1 (MIT): npm's shasum of chart.js-4.4.1.tgz and the file the dashboard loads from it.
 CHART_JS = {"name": "chart.js", "version": "4.4.1", "sha1": "ac5dc0e69a7758909158a96fe80ce43b3bb96a9f",
             "member": "package/dist/chart.umd.js", "target": "chart.umd.js"}
+# rasa-webchat 1.0.1: the bundle a site already using the published widget loads (tests/e2e/test_webchat_compat.py).
+RASA_WEBCHAT = {"name": "rasa-webchat", "version": "1.0.1", "sha1": "918985573aa505d81ab927c5ea5919ae29a5ecfd",
+                "member": "package/lib/index.js", "target": "rasa-webchat-1.0.1.js"}
+WEBCHAT_DIR = REPO_ROOT / "var" / "webchat"
 REGISTRY = "https://registry.npmjs.org"
 
 
@@ -29,7 +35,7 @@ def ensure_package(spec: dict = CHART_JS, folder: Path = VENDOR_DIR, registry: s
     if target.exists() and stamp.exists() and stamp.read_text().strip() == wanted:
         return target
     url = f"{registry}/{spec['name']}/-/{spec['name'].split('/')[-1]}-{spec['version']}.tgz"
-    print(f"==> 下载图表库 {spec['name']} {spec['version']}（npm 仓库，校验哈希）", flush=True)
+    print(f"==> 下载 {spec['name']} {spec['version']}（npm 仓库，校验哈希）", flush=True)
     with urllib.request.urlopen(url, timeout=60) as resp:  # noqa: S310 (a fixed https URL)
         data = resp.read()
     got = hashlib.sha1(data).hexdigest()  # noqa: S324 (npm publishes SHA-1 shasums; we compare, not protect)
@@ -49,5 +55,5 @@ def ensure_package(spec: dict = CHART_JS, folder: Path = VENDOR_DIR, registry: s
 
 
 if __name__ == "__main__":
-    print(ensure_package())
+    print(ensure_package(RASA_WEBCHAT, WEBCHAT_DIR) if sys.argv[1:] == ["webchat"] else ensure_package())
     sys.exit(0)

@@ -9,7 +9,6 @@ SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
 missing=()
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 { command -v fc-list >/dev/null 2>&1 && fc-list | grep -qi "Noto Sans CJK"; } || missing+=(fonts-noto-cjk)
-command -v npm >/dev/null 2>&1 || missing+=(npm)
 { command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ]; } || missing+=(nginx)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "==> 安装测试需要的系统软件包：${missing[*]}"
@@ -17,15 +16,5 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-BUNDLE=var/webchat/rasa-webchat-1.0.1.js
-SHA1=918985573aa505d81ab927c5ea5919ae29a5ecfd  # npm's shasum of rasa-webchat-1.0.1.tgz
-if [ ! -f "$BUNDLE" ]; then
-  echo "==> 下载已发布的 rasa-webchat 1.0.1（兼容性测试用）"
-  tmp=$(mktemp -d)
-  trap 'rm -rf "$tmp"' EXIT
-  (cd "$tmp" && npm pack rasa-webchat@1.0.1 --silent >/dev/null)
-  echo "$SHA1  $tmp/rasa-webchat-1.0.1.tgz" | sha1sum -c --quiet
-  mkdir -p "$(dirname "$BUNDLE")"
-  tar -xzf "$tmp/rasa-webchat-1.0.1.tgz" -O package/lib/index.js > "$BUNDLE.part"
-  mv "$BUNDLE.part" "$BUNDLE"
-fi
+# The published rasa-webchat 1.0.1, from the npm registry, checked against npm's shasum (devtools/vendor.py).
+.venv/app/bin/python -m devtools.vendor webchat
