@@ -192,6 +192,13 @@ def embedder(model_path):
     return load_embedder(model_path, "query: ", 2)
 
 
+def staff_login(client, password: str, username: str) -> dict[str, str]:
+    """A staff member signed in through the API (a TestClient or an httpx client): the bearer header."""
+    resp = client.post("/api/auth/login", json={"username": username, "password": password})
+    assert resp.status_code == 200, resp.text
+    return {"Authorization": f"Bearer {resp.json()['access_token']}"}
+
+
 def merchant_headers(settings: Settings, code: str = "M10001", minutes: int = 30) -> dict[str, str]:
     """What the host site gives the widget: a token it signed for its logged-in merchant."""
     from api.security import create_merchant_token

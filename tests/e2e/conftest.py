@@ -76,6 +76,14 @@ def page(browser, request):
         context.close()
 
 
+@pytest.fixture
+def editor_page(browser):
+    """A second browser window, for a member of staff beside the merchant's page."""
+    pg = new_page(browser, 1440, 960)
+    yield pg
+    pg.context.close()
+
+
 def new_page(browser, width: int = 1280, height: int = 860):
     """A page in a browser profile of its own; the page's script errors are collected in ``page.errors``."""
     context = browser.new_context(viewport={"width": width, "height": height}, locale="zh-CN")

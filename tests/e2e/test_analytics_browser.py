@@ -16,6 +16,7 @@ from playwright.sync_api import expect
 
 from api.services import analytics
 
+from ..conftest import staff_login
 from .conftest import screenshot
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser]
@@ -35,8 +36,7 @@ def month(stack):
 
 
 def staff(api, username: str) -> dict:
-    resp = api.post("/api/auth/login", json={"username": username, "password": api.stack_settings.demo_password})
-    return {"Authorization": f"Bearer {resp.json()['access_token']}"}
+    return staff_login(api, api.stack_settings.demo_password, username)
 
 
 def sign_in(page, api, username: str = "editor01") -> None:

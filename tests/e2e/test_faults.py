@@ -17,7 +17,7 @@ from websockets.sync.client import connect
 
 from api.db import make_engine
 
-from ..conftest import merchant_headers
+from ..conftest import merchant_headers, staff_login
 from .test_bot_flows import Chat, joined
 
 pytestmark = pytest.mark.e2e
@@ -39,9 +39,7 @@ def own_merchant(api) -> str:
 
 
 def staff_headers(api, username: str = "admin") -> dict:
-    resp = api.post("/api/auth/login", json={"username": username, "password": api.stack_settings.demo_password})
-    assert resp.status_code == 200, resp.text
-    return {"Authorization": f"Bearer {resp.json()['access_token']}"}
+    return staff_login(api, api.stack_settings.demo_password, username)
 
 
 def say_over_socket(api, code: str, conversation_id: int, said: str) -> tuple[dict, list[dict]]:

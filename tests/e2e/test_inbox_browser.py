@@ -8,19 +8,13 @@ import pytest
 from playwright.sync_api import expect
 
 from ..conftest import merchant_headers
-from .conftest import new_page, screenshot
+from .conftest import screenshot
 from .test_widget_browser import Widget, kb_decision, staff_headers
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser]
 
 ASKED = ["店铺装修模板在哪买", "店铺装修模板在哪买", "店铺装修模板去哪里买"]
 
-
-@pytest.fixture
-def editor_page(browser):
-    pg = new_page(browser, 1400, 900)
-    yield pg
-    pg.context.close()
 
 
 def test_an_unanswered_cluster_becomes_a_similar_question_and_the_widget_answers_it(page, editor_page, api):

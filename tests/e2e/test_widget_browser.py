@@ -14,7 +14,7 @@ import httpx
 import pytest
 from playwright.sync_api import expect
 
-from ..conftest import merchant_headers
+from ..conftest import merchant_headers, staff_login
 from .conftest import screenshot
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser]
@@ -76,9 +76,7 @@ def rasa_intent(api, text: str) -> str:
 
 
 def staff_headers(api, username: str = "agent01") -> dict:
-    resp = api.post("/api/auth/login", json={"username": username, "password": api.stack_settings.demo_password})
-    assert resp.status_code == 200, resp.text
-    return {"Authorization": f"Bearer {resp.json()['access_token']}"}
+    return staff_login(api, api.stack_settings.demo_password, username)
 
 
 def png_bytes(width: int = 4, height: int = 4) -> bytes:

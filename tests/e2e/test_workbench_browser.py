@@ -12,7 +12,7 @@ import re
 import pytest
 from playwright.sync_api import expect
 
-from .conftest import new_page, screenshot
+from .conftest import screenshot
 from .test_widget_browser import Widget, kb_decision, rasa_intent, staff_headers
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser]
@@ -21,12 +21,6 @@ TARGET = "怎么设置自动提现？"
 OTHER = "提现多久能到账？"
 CANDIDATES = ["想让货款自己提到卡里", "货款能不能自己跑到卡里", "让货款自己去银行卡", "钱能自己提到卡上不"]
 
-
-@pytest.fixture
-def editor_page(browser):
-    pg = new_page(browser, 1440, 960)
-    yield pg
-    pg.context.close()
 
 
 def test_an_editor_adds_a_phrasing_checks_it_publishes_and_the_widget_answers_it(editor_page, page, api):

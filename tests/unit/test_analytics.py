@@ -32,7 +32,7 @@ from api.models import (
 from api.services import analytics
 from api.services.analytics import Filters
 
-from ..conftest import merchant_headers
+from ..conftest import merchant_headers, staff_login
 
 # A month nobody else writes to: the seed's own data lies around "now".
 DAY = date(2031, 3, 10)
@@ -318,8 +318,7 @@ def client(database):
 
 
 def login(client, settings, username: str) -> dict:
-    resp = client.post("/api/auth/login", json={"username": username, "password": settings.demo_password})
-    return {"Authorization": f"Bearer {resp.json()['access_token']}"}
+    return staff_login(client, settings.demo_password, username)
 
 
 def test_the_api_returns_the_services_figures_and_exports_every_table(client, database):

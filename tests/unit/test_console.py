@@ -14,7 +14,7 @@ from api.main import create_app
 from api.models import AuditEvent, ConversationNote, User
 from api.services import handover
 
-from ..conftest import merchant_headers
+from ..conftest import merchant_headers, staff_login
 
 
 @pytest.fixture
@@ -24,8 +24,7 @@ def client(database):
 
 
 def login(client, settings, username: str) -> dict:
-    resp = client.post("/api/auth/login", json={"username": username, "password": settings.demo_password})
-    return {"Authorization": f"Bearer {resp.json()['access_token']}"}
+    return staff_login(client, settings.demo_password, username)
 
 
 def internal(settings, code: str) -> dict:

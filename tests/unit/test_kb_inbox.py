@@ -12,7 +12,7 @@ from api.main import create_app
 from api.models import Conversation, Faq, Feedback, Message, Sender, UnansweredQuestion
 from api.services import inbox
 
-from ..conftest import merchant_headers
+from ..conftest import merchant_headers, staff_login
 
 LIVE = ["直播间怎么开通", "直播间怎么开通", "直播间怎么开通", "怎么开通直播间", "直播间如何开通"]
 INVOICE = ["发票抬头写错了能改吗", "发票抬头写错了怎么改", "发票抬头错了能修改吗"]
@@ -27,8 +27,7 @@ def client(database):
 
 
 def editor(client, settings) -> dict:
-    resp = client.post("/api/auth/login", json={"username": "editor01", "password": settings.demo_password})
-    return {"Authorization": f"Bearer {resp.json()['access_token']}"}
+    return staff_login(client, settings.demo_password, "editor01")
 
 
 def seed_log(settings) -> dict:

@@ -19,7 +19,7 @@ from api.services import tuning_jobs
 from api.services.tuning_jobs import TuningJobs
 from knowledge_base import serving
 
-from ..conftest import BASE_MODEL, merchant_headers
+from ..conftest import BASE_MODEL, merchant_headers, staff_login
 
 FAKE_JOB = r"""
 import fcntl, json, os, pathlib, sys, time
@@ -68,8 +68,7 @@ def tunable(database):
 
 
 def editor(client, settings) -> dict:
-    resp = client.post("/api/auth/login", json={"username": "editor01", "password": settings.demo_password})
-    return {"Authorization": f"Bearer {resp.json()['access_token']}"}
+    return staff_login(client, settings.demo_password, "editor01")
 
 
 def wait_for(client, headers, states: set[str]) -> dict:

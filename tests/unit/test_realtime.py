@@ -16,7 +16,7 @@ from api.main import create_app
 from api.models import Message
 from api.webchat import to_bot_uttered
 
-from ..conftest import merchant_headers
+from ..conftest import merchant_headers, staff_login
 
 
 @pytest.fixture
@@ -30,8 +30,7 @@ def token(settings, code: str = "M10001") -> str:
 
 
 def staff(client, settings, username: str = "agent01") -> dict:
-    resp = client.post("/api/auth/login", json={"username": username, "password": settings.demo_password})
-    return {"Authorization": f"Bearer {resp.json()['access_token']}"}
+    return staff_login(client, settings.demo_password, username)
 
 
 def receive_until(ws, kind: str, limit: int = 20) -> dict:

@@ -9,7 +9,7 @@ from fastapi.testclient import TestClient
 
 from api.main import create_app
 
-from ..conftest import merchant_headers
+from ..conftest import merchant_headers, staff_login
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
 PDF = b"%PDF-1.4\n%test\n"
@@ -27,9 +27,7 @@ def m(client, code="M10001"):
 
 
 def staff(client, username="agent01"):
-    resp = client.post("/api/auth/login", json={"username": username, "password": client.settings.demo_password})
-    assert resp.status_code == 200, resp.text
-    return {"Authorization": f"Bearer {resp.json()['access_token']}"}
+    return staff_login(client, client.settings.demo_password, username)
 
 
 # --------------------------------------------------------------------------- merchants see only their own

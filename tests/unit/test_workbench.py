@@ -20,7 +20,7 @@ from api.main import create_app
 from api.models import Faq, FaqVersion, Feedback, KbChange, Message, Sender
 from api.rendering import answer_html
 
-from ..conftest import merchant_headers
+from ..conftest import merchant_headers, staff_login
 
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
@@ -34,9 +34,7 @@ def client(database):
 
 
 def login(client, username):
-    resp = client.post("/api/auth/login", json={"username": username, "password": client.settings.demo_password})
-    assert resp.status_code == 200, resp.text
-    return {"Authorization": f"Bearer {resp.json()['access_token']}"}
+    return staff_login(client, client.settings.demo_password, username)
 
 
 def db_session(settings) -> Session:
