@@ -136,47 +136,71 @@ def build_retriever(db: Session, embedder: Embedder, index_dir: Path, progress_f
 
 
 @dataclass
-class SynonymJob:
-    """The re-embedding a synonym change starts, as ``GET /api/kb/synonyms/job`` reports it.
-
-    ``state``: idle (no change since the start), queued (saved; waits for the index or for the job it replaced
-    to stop), running, done, failed (the old table keeps serving). ``total`` phrasings' texts to embed,
-    ``done`` of them so far, ``reused`` phrasings that kept their vectors; ``superseded``: tables saved while
-    an earlier one was being applied, replaced by this one before they took effect.
-    """
+class JobStatus:
+    """A background job of the knowledge base as its status endpoint reports it: ``state`` idle (none since the
+    start), queued, running, done or failed; ``total`` phrasings' texts to embed, ``done`` of them so far,
+    ``reused`` phrasings that kept their vectors."""
 
     state: str = "idle"
-    message: str = "同义词表自启动以来未修改"
-    revision: int = 0
-    terms: int = 0
+    message: str = ""
     done: int = 0
     total: int = 0
     reused: int = 0
-    superseded: int = 0
     started_at: datetime | None = None
     finished_at: datetime | None = None
 
 
 @dataclass
-class ImportIndexJob:
-    """Bringing the index in line with an import, as ``GET /api/kb/workbench/import/job`` reports it.
+class SynonymJob(JobStatus):
+    """The re-embedding a synonym change starts (``GET /api/kb/synonyms/job``). queued: saved, waits for the
+    index or for the job it replaced to stop; failed: the old table keeps serving. ``superseded``: tables saved
+    while an earlier one was being applied, replaced by this one before they took effect."""
 
-    ``state``: idle (no import since the start), queued (saved; waits for the index, or for the job of an
-    earlier import or a model or synonym change to finish), running, done, failed (the FAQs are saved; the index
-    is rebuilt from the database at the next start). ``id``: the import's number on this instance (the latest
-    one; an earlier import's job still finishes first); ``faqs`` written by it; ``total`` phrasings' texts to
-    embed, ``done`` of them so far, ``reused`` phrasings that kept their vectors.
-    """
+    message: str = "同义词表自启动以来未修改"
+    revision: int = 0
+    terms: int = 0
+    superseded: int = 0
 
-    state: str = "idle"
+
+@dataclass
+class ImportIndexJob(JobStatus):
+    """Bringing the index in line with an import (``GET /api/kb/workbench/import/job``). queued: saved, waits
+    for the index, or for the job of an earlier import or a model or synonym change; failed: the FAQs are saved
+    and the index is rebuilt from the database at the next start. ``id``: the import's number on this instance
+    (the latest; an earlier import's job still finishes first); ``faqs`` written by it."""
+
     message: str = "自启动以来没有导入"
     id: int = 0
     faqs: int = 0
-    done: int = 0
-    total: int = 0
-    reused: int = 0
-    started_at: datetime | None = None
-    finished_at: datetime | None = None
+
+
+class JobBoard:
+    """One kind of job's status and the requests behind it, under one lock (which also guards what the owner
+    keeps of those requests). Each new request takes the next ``seq``; a worker's update for an older one is
+    dropped, so the status always speaks of the latest request."""
+
+    def __init__(self, status: JobStatus):
+        self.lock = threading.Lock()
+        self.seq = 0
+        self.status = status
+
+    def begin(self, status: JobStatus) -> int:
+        """(With ``lock`` held.) A new request: its status, and its number."""
+        self.seq += 1
+        self.status = status
+        return self.seq
+
+    def snapshot(self) -> JobStatus:
+        with self.lock:
+            return dataclasses.replace(self.status)
+
+    def update(self, seq: int | None = None, **changes) -> JobStatus | None:
+        """Change the status, unless it belongs to a request a newer one has replaced (then None)."""
+        with self.lock:
+            if seq is not None and seq != self.seq:
+                return None
+            self.status = dataclasses.replace(self.status, **changes)
+            return dataclasses.replace(self.status)
 
 
 class ChangeFeed:
@@ -286,11 +310,9 @@ class KnowledgeBase:
         self._build_lock = threading.Lock()  # one new retriever at a time: a model load or a synonym job
         self._apply_lock = threading.Lock()  # an FAQ is read and indexed in one step, so a later read wins
         # synonyms: the latest table asked for (None: the served one), its revision, the job applying it
-        self._job_lock = threading.Lock()
+        self._synonyms = JobBoard(SynonymJob())
         self._wanted: dict[str, str] | None = None
         self._wanted_revision = 0
-        self._wanted_seq = 0
-        self._job = SynonymJob()
         self._job_wake = threading.Event()
         self._job_thread: threading.Thread | None = None
         # sync: every revision up to ``_revision`` is applied, and those in ``_seen`` above it
@@ -302,10 +324,8 @@ class KnowledgeBase:
         self._sync_thread: threading.Thread | None = None
         # imports: FAQs written (id → revision) waiting for the index job, the job's status, whether the index
         # lacks imported FAQs whose revisions count as applied (then it is not saved: a restart rebuilds it)
-        self._import_lock = threading.Lock()
+        self._imports = JobBoard(ImportIndexJob())
         self._import_wanted: dict[int, int] = {}
-        self._import_seq = 0
-        self._import = ImportIndexJob()
         self._import_unsaved = False
         self._import_wake = threading.Event()
         self._import_thread: threading.Thread | None = None
@@ -442,21 +462,22 @@ class KnowledgeBase:
         return self.synonym_job()
 
     def synonym_job(self) -> SynonymJob:
-        with self._job_lock:
-            return dataclasses.replace(self._job)
+        return self._synonyms.snapshot()
 
     def _want_synonyms(self, table: dict[str, str], revision: int) -> None:
-        with self._job_lock:
+        with self._synonyms.lock:
             if revision and revision < self._wanted_revision:
                 return  # a newer table is already asked for
             self._wanted_revision = max(self._wanted_revision, revision)
             served = self.retriever.synonyms if self.retriever is not None else None
             if table == (self._wanted if self._wanted is not None else served):
                 return  # already applied or being applied
-            pending = self._job.state in ("queued", "running")
-            self._wanted, self._wanted_seq = dict(table), self._wanted_seq + 1
-            self._job = SynonymJob("queued", "同义词表已保存，等待重新计算受影响的问法", revision, len(table),
-                                   superseded=self._job.superseded + 1 if pending else 0, started_at=_now())
+            job = self._synonyms.status
+            pending = job.state in ("queued", "running")
+            self._wanted = dict(table)
+            self._synonyms.begin(SynonymJob(state="queued", message="同义词表已保存，等待重新计算受影响的问法",
+                                            revision=revision, terms=len(table), started_at=_now(),
+                                            superseded=job.superseded + 1 if pending else 0))
         self._job_wake.set()
 
     def _synonym_worker(self) -> None:
@@ -464,12 +485,12 @@ class KnowledgeBase:
             self._job_wake.wait()
             self._job_wake.clear()
             if not self.wait_ready() and not self._closing.is_set():
-                self._job_update(state="failed", finished_at=_now(),
+                self._synonyms.update(state="failed", finished_at=_now(),
                                  message=f"同义词表未能生效：知识库未能加载（{self.status.detail}）")
                 continue
             while not self._closing.is_set():
-                with self._job_lock:
-                    seq, table = self._wanted_seq, self._wanted
+                with self._synonyms.lock:
+                    seq, table = self._synonyms.seq, self._wanted
                 if table is None:
                     break
                 try:
@@ -477,7 +498,7 @@ class KnowledgeBase:
                         finished = self._apply_synonyms(table, seq)
                 except Exception as exc:
                     log.exception("synonym table could not be applied")
-                    self._job_update(seq, state="failed", finished_at=_now(),
+                    self._synonyms.update(seq, state="failed", finished_at=_now(),
                                      message=f"同义词表未能生效：{exc}；检索仍使用原来的同义词表")
                     break
                 if finished:
@@ -490,17 +511,17 @@ class KnowledgeBase:
         if current is None:
             raise KbUnavailableError(self.status.state)
         if dict(current.synonyms) == table:
-            self._job_update(seq, state="done", finished_at=_now(), reused=len(current.index),
+            self._synonyms.update(seq, state="done", finished_at=_now(), reused=len(current.index),
                              message="同义词表已生效（检索已在使用这张表）")
             return True
-        self._job_update(seq, state="running", message="正在重新计算受影响的问法")
+        self._synonyms.update(seq, state="running", message="正在重新计算受影响的问法")
 
         def progress(done: int, total: int, reused: int) -> None:
-            self._job_update(seq, done=done, total=total, reused=reused,
+            self._synonyms.update(seq, done=done, total=total, reused=reused,
                              message=f"正在重新计算受影响的问法：{done}/{total}")
 
         def superseded() -> bool:
-            return self._wanted_seq != seq or self._closing.is_set()
+            return self._synonyms.seq != seq or self._closing.is_set()
 
         with self._swap_lock:
             self._dirty = set()
@@ -511,8 +532,8 @@ class KnowledgeBase:
             index = FaqIndex(current.embedder.dim, **self.settings.index_options)
             fresh = current.reindexed(table, faqs, index, progress=progress, stop=superseded)
             if fresh is not None:
-                with self._job_lock:  # a table asked for from now on starts a new job after this swap
-                    fresh = None if self._wanted_seq != seq else fresh
+                with self._synonyms.lock:  # a table asked for from now on starts a new job after this swap
+                    fresh = None if self._synonyms.seq != seq else fresh
         finally:
             if fresh is None:
                 with self._swap_lock:
@@ -520,21 +541,13 @@ class KnowledgeBase:
         if fresh is None:
             return False
         self._install(fresh)
-        job = self._job_update(seq, state="done", finished_at=_now())
+        job = self._synonyms.update(seq, state="done", finished_at=_now())
         if job is not None:
-            self._job_update(seq, message=f"同义词表已生效：重新计算 {job.total} 条问法，其余 {job.reused} 条沿用原向量")
+            self._synonyms.update(seq, message=f"同义词表已生效：重新计算 {job.total} 条问法，其余 {job.reused} 条沿用原向量")
         log.info("synonyms applied (revision %s): %d texts embedded, %d phrasings reused",
                  job.revision if job else "?", job.total if job else 0, job.reused if job else 0)
         self._schedule_save()
         return True
-
-    def _job_update(self, seq: int | None = None, **changes) -> SynonymJob | None:
-        """Update the job's status, unless it belongs to a table a newer one has replaced."""
-        with self._job_lock:
-            if seq is not None and seq != self._wanted_seq:
-                return None
-            self._job = dataclasses.replace(self._job, **changes)
-            return dataclasses.replace(self._job)
 
     # ------------------------------------------------------------------ imports
 
@@ -542,12 +555,11 @@ class KnowledgeBase:
         """Bring the FAQs an import committed (id → the revision of its change) into the index in the background,
         and tell the other instances; returns the job's status at once. Searches use the index as it is
         meanwhile; its new and changed phrasings are embedded in large batches (``Retriever.update_many``)."""
-        with self._import_lock:
+        with self._imports.lock:
             self._import_wanted.update(revisions)
-            self._import_seq += 1
             self._import_unsaved = True
-            self._import = ImportIndexJob("queued", "FAQ 已保存，等待更新检索索引", self._import_seq, len(revisions),
-                                          started_at=_now())
+            self._imports.begin(ImportIndexJob(state="queued", message="FAQ 已保存，等待更新检索索引",
+                                               id=self._imports.seq + 1, faqs=len(revisions), started_at=_now()))
         # Counted as applied now, so the catch-up does not apply them one by one beside the job; the index is
         # not saved until the job is done (``_save``).
         self._mark_seen_many(revisions.values())
@@ -555,15 +567,7 @@ class KnowledgeBase:
         return self.import_job()
 
     def import_job(self) -> ImportIndexJob:
-        with self._import_lock:
-            return dataclasses.replace(self._import)
-
-    def _import_update(self, seq: int | None = None, **changes) -> ImportIndexJob | None:
-        with self._import_lock:
-            if seq is not None and seq != self._import_seq:
-                return None  # a later import is queued: its status is the one shown
-            self._import = dataclasses.replace(self._import, **changes)
-            return dataclasses.replace(self._import)
+        return self._imports.snapshot()
 
     def _import_worker(self) -> None:
         while not self._closing.is_set():
@@ -572,14 +576,14 @@ class KnowledgeBase:
             if self._closing.is_set():
                 return
             if not self.wait_ready():
-                self._import_update(state="failed", finished_at=_now(),
+                self._imports.update(state="failed", finished_at=_now(),
                                     message=f"FAQ 已保存，但知识库未能加载（{self.status.detail}），索引将在下次启动时重建")
                 continue
             failed = False
             while not self._closing.is_set():
-                with self._import_lock:
+                with self._imports.lock:
                     todo, self._import_wanted = self._import_wanted, {}
-                    seq = self._import_seq
+                    seq = self._imports.seq
                 if not todo:
                     break
                 for faq_id, revision in sorted(todo.items(), key=lambda item: item[1]):
@@ -590,9 +594,9 @@ class KnowledgeBase:
                 except Exception as exc:
                     failed = True
                     log.exception("the index could not take in an import")
-                    self._import_update(seq, state="failed", finished_at=_now(),
+                    self._imports.update(seq, state="failed", finished_at=_now(),
                                         message=f"FAQ 已保存，但检索索引未能更新（{exc}）；索引将在下次启动时重建")
-            with self._import_lock:
+            with self._imports.lock:
                 done = not failed and not self._import_wanted and not self._closing.is_set()
                 if done:
                     self._import_unsaved = False
@@ -603,10 +607,10 @@ class KnowledgeBase:
         current = self.retriever
         if current is None:
             raise KbUnavailableError(self.status.state)
-        self._import_update(seq, state="running", message="正在更新检索索引")
+        self._imports.update(seq, state="running", message="正在更新检索索引")
 
         def progress(done: int, total: int, reused: int) -> None:
-            self._import_update(seq, done=done, total=total, reused=reused,
+            self._imports.update(seq, done=done, total=total, reused=reused,
                                 message=f"正在更新检索索引：{done}/{total} 条问法")
 
         with self._swap_lock:
@@ -629,9 +633,9 @@ class KnowledgeBase:
         if not finished:
             return
         self._install(current)  # the edits made meanwhile, read again from the database: the newest wins
-        job = self._import_update(seq, state="done", finished_at=_now())
+        job = self._imports.update(seq, state="done", finished_at=_now())
         if job is not None:
-            self._import_update(seq, message=f"导入的 FAQ 已全部可检索：新计算 {job.total} 条问法，"
+            self._imports.update(seq, message=f"导入的 FAQ 已全部可检索：新计算 {job.total} 条问法，"
                                              f"{job.reused} 条沿用原向量")
         log.info("import indexed: %d FAQs, %d texts embedded", len(faq_ids), job.total if job else -1)
 
