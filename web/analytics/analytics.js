@@ -22,14 +22,7 @@
   var state = { me: null, options: null, data: null, query: null, charts: {}, drill: null };
   window.SJZSAnalytics = state;  // read by the browser tests (the page and the JSON agree)
 
-  function $(id) { return document.getElementById(id); }
-  function el(tag, cls, text) {
-    var e = document.createElement(tag);
-    if (cls) e.className = cls;
-    if (text !== undefined && text !== null) e.textContent = text;
-    return e;
-  }
-  function clear(node) { while (node.firstChild) node.removeChild(node.firstChild); }
+  var $ = SjzsDom.$, el = SjzsDom.el, clear = SjzsDom.clear;  // web/shared/dom.js
   function pct(x, digits) { return x === null || x === undefined ? "—" : (x * 100).toFixed(digits === undefined ? 1 : digits) + "%"; }
   function num(x, unit) { return x === null || x === undefined ? "—" : (Math.round(x * 10) / 10) + (unit || ""); }
   function duration(seconds) {

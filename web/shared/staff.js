@@ -25,7 +25,7 @@
   var held = "";      // the token this page signed in with
   var farewell = "";  // while signing out: that token, for the page's last calls (going offline)
 
-  function $(id) { return document.getElementById(id); }
+  var $ = SjzsDom.$;  // web/shared/dom.js
 
   function claims(tok) {
     try {

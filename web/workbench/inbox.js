@@ -18,19 +18,13 @@
   var SOURCE = { no_answer: "答不了", useless: "没用", none_matched: "都不是" };
   var state = { root: null, data: null, open: {}, busy: false };
 
-  function el(tag, cls, text) {
-    var e = document.createElement(tag);
-    if (cls) e.className = cls;
-    if (text !== undefined && text !== null) e.textContent = String(text);
-    return e;
-  }
+  var el = SjzsDom.el, clear = SjzsDom.clear;  // web/shared/dom.js
   function btn(text, cls, fn) {
     var b = el("button", cls || "", text);
     b.type = "button";
     b.onclick = fn;
     return b;
   }
-  function clear(node) { while (node.firstChild) node.removeChild(node.firstChild); }
   function pct(x) { return (x * 100).toFixed(1) + "%"; }
   function when(iso) {
     var d = new Date(iso);

@@ -22,14 +22,7 @@
     ["utility", "综合效用", true]
   ];
 
-  function el(tag, cls, text) {
-    var e = document.createElement(tag);
-    if (cls) e.className = cls;
-    if (text !== undefined && text !== null) e.textContent = String(text);
-    return e;
-  }
-  function clear(node) { while (node.firstChild) node.removeChild(node.firstChild); }
-  function $(id) { return document.getElementById(id); }
+  var $ = SjzsDom.$, el = SjzsDom.el, clear = SjzsDom.clear;  // web/shared/dom.js
   function fmt(key, v) {
     if (v === null || v === undefined) return "—";
     return key === "utility" ? Number(v).toFixed(3) : (v * 100).toFixed(1) + "%";

@@ -24,14 +24,7 @@
     tabHandlers: {}, synonyms: [], hot: [], synTimer: null, previewTimer: null, searchTimer: null
   };
 
-  function $(id) { return document.getElementById(id); }
-  function el(tag, cls, text) {
-    var e = document.createElement(tag);
-    if (cls) e.className = cls;
-    if (text !== undefined && text !== null) e.textContent = text;
-    return e;
-  }
-  function clear(node) { while (node.firstChild) node.removeChild(node.firstChild); }
+  var $ = SjzsDom.$, el = SjzsDom.el, clear = SjzsDom.clear;  // web/shared/dom.js
   function fmtTime(iso) {
     if (!iso) return "";
     var d = new Date(iso);
