@@ -68,11 +68,12 @@ class ApiClient:
         return body
 
     async def search_kb(self, text: str, merchant_id: str | None, conversation_id: int | None = None,
-                        k: int = 5) -> dict:
+                        k: int = 5, context_faq_id: int | None = None, log_unanswered: bool = True) -> dict:
+        """``context_faq_id``: the FAQ the conversation just answered, to read a follow-up question with."""
         # The API may still be loading its index after a restart; it waits up to 20 s for it.
         return await self.request("POST", "/internal/kb/search", merchant_id, timeout=25.0,
-                                  json={"text": text, "k": k, "log_unanswered": True,
-                                        "conversation_id": conversation_id})
+                                  json={"text": text, "k": k, "log_unanswered": log_unanswered,
+                                        "conversation_id": conversation_id, "context_faq_id": context_faq_id})
 
     async def get_faq(self, faq_id: int) -> dict | None:
         try:

@@ -9,8 +9,10 @@ from rasa_sdk import Action, FormValidationAction, Tracker
 from rasa_sdk.events import ActiveLoop, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
+from api import numbers
+
 from .api_client import ApiClient, ApiError, ServiceUnavailableError
-from .common import HUMAN_BUTTON, SERVICE_DOWN, china_time, merchant_id, numbers_in
+from .common import HUMAN_BUTTON, SERVICE_DOWN, china_time, malformed_in, merchant_id, numbers_in
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +62,7 @@ class ActionAskPenaltyNumber(Action):
         self.api = api or ApiClient()
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict) -> list:
+        mistyped = malformed_in(tracker)  # 我要申诉 CF123, or a mistyped number validation just refused
         try:
             penalties = await self.api.request("GET", "/api/penalties", merchant_id(tracker),
                                                params={"appealable": "true"})
@@ -68,12 +71,15 @@ class ActionAskPenaltyNumber(Action):
             dispatcher.utter_message(text=SERVICE_DOWN, buttons=[HUMAN_BUTTON])
             return stop_form()
         if not penalties:
-            dispatcher.utter_message(text="您目前没有可以申诉的判罚（可能已超过申诉期限，或已有处理中的申诉）。"
-                                          "如需查询已有申诉的进度，请说「查进度」。")
+            text = ("您目前没有可以申诉的判罚（可能已超过申诉期限，或已有处理中的申诉）。"
+                    "如需查询已有申诉的进度，请说「查进度」。")
+            if mistyped:
+                text = numbers.malformed_reply(mistyped, numbers.PENALTY, choose=False) + "\n" + text
+            dispatcher.utter_message(text=text)
             return stop_form()
         buttons = [{"title": f"{p['number']} {p['rule']}（{p['measure']}）",
                     "payload": f'/inform{{"penalty_number": "{p["number"]}"}}'} for p in penalties[:8]]
-        lines = ["请选择要申诉的判罚："]
+        lines = [numbers.malformed_reply(mistyped, numbers.PENALTY) if mistyped else "请选择要申诉的判罚："]
         lines += [f"· {p['number']} {p['rule']}，{china_time(p['occurred_at'], False)}，"
                   f"申诉截止 {china_time(p['appeal_deadline']) or '不限'}" for p in penalties[:8]]
         lines.append("说「算了」可以随时退出。")
@@ -119,7 +125,8 @@ class ValidateAppealForm(FormValidationAction):
                                       domain: dict) -> dict:
         found = numbers_in(str(value or ""), "CF") or numbers_in(tracker.latest_message.get("text") or "", "CF")
         if not found:
-            dispatcher.utter_message(text="没认出判罚单号，请点上面的按钮选择，或发送以 CF 开头的判罚单号。")
+            if not malformed_in(tracker):  # a mistyped number: action_ask_penalty_number, next, says what is wrong
+                dispatcher.utter_message(text="没认出判罚单号，请点上面的按钮选择，或发送以 CF 开头的判罚单号。")
             return {"penalty_number": None}
         try:
             penalty = await self.api.request("GET", f"/api/penalties/{found[0]}", merchant_id(tracker))
@@ -211,9 +218,15 @@ class ActionAddEvidence(Action):
         except (ServiceUnavailableError, ApiError):
             dispatcher.utter_message(text=SERVICE_DOWN, buttons=[HUMAN_BUTTON])
             return []
+        mistyped = malformed_in(tracker)  # 给 SS12 补充材料: say so, then offer the uploads there are
         if not appeals:
-            dispatcher.utter_message(text="您目前没有进行中的申诉，不需要补充材料。")
+            text = "您目前没有进行中的申诉，不需要补充材料。"
+            if mistyped:
+                text = numbers.malformed_reply(mistyped, numbers.APPEAL, choose=False) + "\n" + text
+            dispatcher.utter_message(text=text)
             return []
+        if mistyped:
+            dispatcher.utter_message(text=numbers.malformed_reply(mistyped, numbers.APPEAL))
         wanted = [a for a in appeals if a["status"] == "need_more"] or appeals
         for a in wanted[:3]:
             dispatcher.utter_message(

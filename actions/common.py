@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
-import re
-import unicodedata
 from datetime import UTC, datetime, timedelta, timezone
 
 from rasa_sdk import Tracker
 
+from api import numbers
 from core import vouch
 from core.settings import get_settings
 
 SERVICE_DOWN = "抱歉，系统暂时出了点问题，我现在查不到相关信息。请稍后再试，或点「转人工」联系客服。"
 HUMAN_BUTTON = {"title": "转人工", "payload": "/request_human"}
 CHINA = timezone(timedelta(hours=8))
-_NUMBER = re.compile(r"(GD|SS|CF)\s*-?\s*(\d{6,20})", re.IGNORECASE)
 
 
 def _vouched(tracker: Tracker) -> tuple[str, int | None] | None:
@@ -35,8 +33,12 @@ def conversation_id(tracker: Tracker) -> int | None:
 
 def numbers_in(text: str, prefix: str | None = None) -> list[str]:
     """Case (GD), appeal (SS) and penalty (CF) numbers in a message, full width and lower case accepted."""
-    found = [m.group(1).upper() + m.group(2) for m in _NUMBER.finditer(unicodedata.normalize("NFKC", text or ""))]
-    return [n for n in found if prefix is None or n.startswith(prefix)]
+    return [n for n in numbers.find_in_text(text) if prefix is None or n.startswith(prefix)]
+
+
+def malformed_in(tracker: Tracker) -> list[str]:
+    """Attempts at a number of the wrong shape (GD12345, SS-12, 261125004217…) in the merchant's latest message."""
+    return numbers.find_malformed(tracker.latest_message.get("text") or "")
 
 
 def china_time(value: str | None, with_time: bool = True) -> str:

@@ -9,8 +9,10 @@ from rasa_sdk import Action, FormValidationAction, Tracker
 from rasa_sdk.events import SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
+from api import numbers
+
 from .api_client import ApiClient, ApiError, ServiceUnavailableError
-from .common import HUMAN_BUTTON, SERVICE_DOWN, china_time, merchant_id, numbers_in
+from .common import HUMAN_BUTTON, SERVICE_DOWN, china_time, malformed_in, merchant_id, numbers_in
 
 log = logging.getLogger(__name__)
 NOT_FOUND = "查不到单号 {number} 的记录，请核对后再发给我（工单号以 GD 开头，申诉单号以 SS 开头）。"
@@ -66,7 +68,8 @@ class ValidateProgressForm(FormValidationAction):
         found = numbers_in(str(value or "")) or numbers_in(tracker.latest_message.get("text") or "")
         found = [n for n in found if n.startswith(("GD", "SS"))]
         if not found:
-            dispatcher.utter_message(text="没认出单号。请发送以 GD 开头的工单号或以 SS 开头的申诉单号，说「算了」可以退出。")
+            if not malformed_in(tracker):  # a mistyped number: action_ask_lookup_number, next, says what is wrong
+                dispatcher.utter_message(text="没认出单号。请发送以 GD 开头的工单号或以 SS 开头的申诉单号，说「算了」可以退出。")
             return {"lookup_number": None}
         return {"lookup_number": found[0]}
 
@@ -79,17 +82,24 @@ class ActionAskLookupNumber(Action):
         self.api = api or ApiClient()
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict) -> list:
+        # Asked on activation (no number was recognised in the message) and after validation refused one: a number
+        # of the wrong shape in the message is named, with how our numbers look, before the merchant's items.
+        mistyped = malformed_in(tracker)
         try:
             cases, appeals = await open_items(self.api, merchant_id(tracker))
         except (ServiceUnavailableError, ApiError) as exc:
             log.warning("listing open items failed: %s", exc)
-            dispatcher.utter_message(text="请把工单号（GD 开头）或申诉单号（SS 开头）发给我。")
+            dispatcher.utter_message(text=numbers.malformed_reply(mistyped, choose=False) if mistyped
+                                     else "请把工单号（GD 开头）或申诉单号（SS 开头）发给我。")
             return []
         if not cases and not appeals:
-            dispatcher.utter_message(text="您目前没有进行中的工单或申诉。如果有单号，可以直接发给我；说「算了」可以退出。")
+            text = "您目前没有进行中的工单或申诉。如果有单号，可以直接发给我；说「算了」可以退出。"
+            if mistyped:
+                text = numbers.malformed_reply(mistyped, choose=False) + "\n" + text
+            dispatcher.utter_message(text=text)
         else:
-            dispatcher.utter_message(text="您想查哪一个？点下面的单号，或直接发单号给我：",
-                                     buttons=item_buttons(cases, appeals))
+            text = numbers.malformed_reply(mistyped) if mistyped else "您想查哪一个？点下面的单号，或直接发单号给我："
+            dispatcher.utter_message(text=text, buttons=item_buttons(cases, appeals))
         return []
 
 

@@ -9,8 +9,10 @@ from rasa_sdk import Action, FormValidationAction, Tracker
 from rasa_sdk.events import ActiveLoop, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
+from api import numbers
+
 from .api_client import ApiClient, ApiError, ServiceUnavailableError
-from .common import HUMAN_BUTTON, SERVICE_DOWN, merchant_id, numbers_in
+from .common import HUMAN_BUTTON, SERVICE_DOWN, malformed_in, merchant_id, numbers_in
 from .progress import item_buttons
 
 log = logging.getLogger(__name__)
@@ -24,15 +26,20 @@ class ActionAskWithdrawNumber(Action):
         self.api = api or ApiClient()
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict) -> list:
+        mistyped = malformed_in(tracker)  # 撤回申诉 SS12, or a mistyped number validation just refused
         try:
             appeals = await self.api.request("GET", "/api/appeals", merchant_id(tracker), params={"open": "true"})
         except (ServiceUnavailableError, ApiError):
             dispatcher.utter_message(text=SERVICE_DOWN, buttons=[HUMAN_BUTTON])
             return [SlotSet("requested_slot", None), ActiveLoop(None)]
         if not appeals:
-            dispatcher.utter_message(text="您目前没有可以撤回的申诉（只有待审核、审核中或需补充材料的申诉可以撤回）。")
+            text = "您目前没有可以撤回的申诉（只有待审核、审核中或需补充材料的申诉可以撤回）。"
+            if mistyped:
+                text = numbers.malformed_reply(mistyped, numbers.APPEAL, choose=False) + "\n" + text
+            dispatcher.utter_message(text=text)
             return [SlotSet("requested_slot", None), ActiveLoop(None)]
-        dispatcher.utter_message(text="要撤回哪个申诉？", buttons=item_buttons([], appeals, intent="withdraw_appeal"))
+        text = numbers.malformed_reply(mistyped, numbers.APPEAL) if mistyped else "要撤回哪个申诉？"
+        dispatcher.utter_message(text=text, buttons=item_buttons([], appeals, intent="withdraw_appeal"))
         return []
 
 
@@ -56,7 +63,8 @@ class ValidateWithdrawForm(FormValidationAction):
                                        domain: dict) -> dict:
         found = numbers_in(str(value or ""), "SS") or numbers_in(tracker.latest_message.get("text") or "", "SS")
         if not found:
-            dispatcher.utter_message(text="没认出申诉单号，请点上面的按钮，或发送以 SS 开头的申诉单号。")
+            if not malformed_in(tracker):  # a mistyped number: action_ask_withdraw_number, next, says what is wrong
+                dispatcher.utter_message(text="没认出申诉单号，请点上面的按钮，或发送以 SS 开头的申诉单号。")
             return {"withdraw_number": None}
         return {"withdraw_number": found[0]}
 

@@ -412,6 +412,7 @@ class KnowledgeBase:
 
     def _install(self, fresh: Retriever) -> None:
         """Replay the edits made while ``fresh`` was built, then make it the one searches use."""
+        fresh.reading.warm()  # its pinyin reader and direction book, before the first merchant's search
         while True:
             with self._swap_lock:
                 dirty, self._dirty = self._dirty or set(), set()
@@ -795,6 +796,14 @@ class KnowledgeBase:
         if retriever is None:
             raise KbUnavailableError(self.status.state)
         return retriever.search(text, k=k)
+
+    def search_in_context(self, text: str, context: str | None, context_faq: int | None,
+                          k: int = 5) -> tuple[Result, bool]:
+        """``search`` of a follow-up: ``context`` is the question of FAQ ``context_faq``, just answered."""
+        retriever = self.retriever
+        if retriever is None:
+            raise KbUnavailableError(self.status.state)
+        return retriever.search_in_context(text, context, context_faq, k=k)
 
     def try_draft(self, text: str, faq_id: int, phrasings: list[str] | None, k: int = 5) -> tuple[Result, Result]:
         """试一试: the search against the published knowledge base and as if FAQ ``faq_id`` had these phrasings

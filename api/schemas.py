@@ -39,6 +39,7 @@ class KbSearchRequest(BaseModel):
     k: int = Field(default=5, ge=1, le=20)
     log_unanswered: bool = Field(default=False, description="不答时记入未回答问题表")
     conversation_id: int | None = None
+    context_faq_id: int | None = Field(default=None, description="会话刚回答过的 FAQ：据此理解追问")
 
 
 class KbHit(BaseModel):
@@ -56,6 +57,7 @@ class KbSearchResponse(BaseModel):
     decision: str
     normalized: str
     hits: list[KbHit]
+    context_used: bool = False  # read as a follow-up of ``context_faq_id``
 
 
 # --------------------------------------------------------------------------- errors

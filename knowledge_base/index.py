@@ -55,6 +55,7 @@ class FaqIndex:
         self._vec_text: dict[int, str] = {}
         self._text_faq: dict[str, int] = {}
         self._lexicon = Lexicon()
+        self.revision = 0  # bumped by every change of the phrasings (readers built from them compare it)
 
     def __len__(self) -> int:
         return self._index.ntotal
@@ -74,6 +75,7 @@ class FaqIndex:
             raise ValueError("phrasings and vectors differ in length")
         with self._lock:
             self._drop(faq_id)
+            self.revision += 1
             if not phrasings:
                 return
             ids = np.arange(self._next_id, self._next_id + len(phrasings), dtype=np.int64)
@@ -140,6 +142,12 @@ class FaqIndex:
     def remove_faq(self, faq_id: int) -> None:
         with self._lock:
             self._drop(faq_id)
+            self.revision += 1
+
+    def phrasings(self) -> tuple[int, dict[int, list[str]]]:
+        """The revision and every FAQ's (normalised) phrasings, read at once."""
+        with self._lock:
+            return self.revision, {faq_id: [self._vec_text[v] for v in ids] for faq_id, ids in self._by_faq.items()}
 
     def _drop(self, faq_id: int) -> None:
         ids = self._by_faq.pop(faq_id, None)

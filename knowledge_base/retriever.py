@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 import functools
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -12,6 +13,12 @@ import numpy as np
 from .embedder import Embedder
 from .index import FaqIndex, Hit
 from .normalize import normalize
+from .reading import QueryReading
+
+# A follow-up that leans on what was just said: a pronoun, "那…呢", "还有别的…" (normalised text)
+_LEANS_ON_CONTEXT = re.compile(r"^(那|那么|那如果|如果|要是|这个|那个|这|它|还有|还能|还可以|另外)|呢$|这个|那个|别的|其他|其它|还有什么")
+FOLLOW_UP_CHARS = 10  # see search_in_context
+CONTEXT_REPEAT_PENALTY = 0.01
 
 
 class Decision(enum.StrEnum):
@@ -62,6 +69,7 @@ class Retriever:
         self.index = index
         self.thresholds = thresholds or Thresholds()
         self.synonyms: Mapping[str, str] = synonyms or {}
+        self.reading = QueryReading(index)
         self._query_vector = functools.lru_cache(maxsize=query_cache)(self._embed_query)
 
     def _embed_query(self, normalized: str) -> np.ndarray:
@@ -157,8 +165,12 @@ class Retriever:
     def remove_faq(self, faq_id: int) -> None:
         self.index.remove_faq(faq_id)
 
+    def read(self, text: str) -> str:
+        """The question as it is searched: normalised, pinyin and English merchant terms in the KB's words."""
+        return self.reading.rewrite(self.prepare(text))
+
     def search(self, text: str, k: int = 5) -> Result:
-        normalized = self.prepare(text)
+        normalized = self.read(text)
         if not normalized:
             return Result(Decision.no_answer, text, normalized)
         hits = self.index.search(self._query_vector(normalized), k=k, text=normalized,
@@ -168,7 +180,42 @@ class Retriever:
             mine = [h for h in hits if h.faq_id == owner] or [Hit(owner, 1.0, normalized)]
             hits = [Hit(owner, mine[0].score, normalized)] + [h for h in hits if h.faq_id != owner][:k - 1]
             return Result(Decision.answer, text, normalized, hits)
+        hits = self.reading.adjust(normalized, hits)  # 我被投诉 / 我要投诉: the side the question takes
         return Result(self.decide(hits), text, normalized, hits)
+
+    def search_in_context(self, text: str, context: str | None, context_faq: int | None = None,
+                          k: int = 5) -> tuple[Result, bool]:
+        """The search of a follow-up question: ``context`` is the question of FAQ ``context_faq``, which the
+        conversation just had answered.
+
+        A question that leans on the context (a pronoun, 「那…呢」, 「还有别的…」) or is too short to stand
+        alone (``FOLLOW_UP_CHARS``: 「要多久」, 「能不交吗」) is read both ways: each FAQ scores the mean of its score for the question alone and for the
+        question joined to the context, so the context narrows the topic while the question's own words pick
+        the FAQ within it; the FAQ just answered loses ``CONTEXT_REPEAT_PENALTY`` (a follow-up seldom asks the
+        same thing again). Chosen on ``data/calibration/followups.yml`` and, for the price on a short question that
+        changes the subject, on ``data/calibration/in_scope.yml`` asked after an unrelated answer. Returns the result and whether the
+        context was used."""
+        alone = self.search(text, k=k)
+        normalized = alone.normalized
+        if not context or not normalized or self.index.faq_of(normalized) is not None:
+            return alone, False
+        if not _LEANS_ON_CONTEXT.search(normalized) and len(normalized) > FOLLOW_UP_CHARS:
+            return alone, False
+        depth = max(4 * k, 40)  # deep enough that an FAQ missing from one list scores that list's floor
+        own = {h.faq_id: h for h in self.search(text, k=depth).hits}
+        joined = {h.faq_id: h for h in self.search(f"{context} {text}", k=depth).hits}
+        if not own or not joined:
+            return alone, False
+        floor_own, floor_joined = min(h.score for h in own.values()), min(h.score for h in joined.values())
+        scored = []
+        for faq_id in own.keys() | joined.keys():
+            a, b = own.get(faq_id), joined.get(faq_id)
+            score = ((a.score if a else floor_own) + (b.score if b else floor_joined)) / 2
+            if faq_id == context_faq:
+                score -= CONTEXT_REPEAT_PENALTY
+            scored.append(Hit(faq_id, score, (a or b).phrasing))
+        hits = sorted(scored, key=lambda h: h.score, reverse=True)[:k]
+        return Result(self.decide(hits), text, normalized, hits), True
 
     def search_with(self, text: str, faq_id: int, phrasings: list[str] | None, k: int = 5) -> Result:
         """The search as it would go if FAQ ``faq_id`` had these ``phrasings`` (None: were not indexed at all),
@@ -176,7 +223,7 @@ class Retriever:
         merged with the live hits of the other FAQs; the same decision rules follow (试一试). The lexical bonus
         of the draft's phrasings is weighed within the draft alone, so with a lexical weight it is close to,
         not exactly, what publishing gives."""
-        normalized = self.prepare(text)
+        normalized = self.read(text)
         if not normalized:
             return Result(Decision.no_answer, text, normalized)
         vector = self._query_vector(normalized)
@@ -194,6 +241,7 @@ class Retriever:
             mine = [h for h in hits if h.faq_id == owner] or [Hit(owner, 1.0, normalized)]
             hits = [Hit(owner, mine[0].score, normalized)] + [h for h in hits if h.faq_id != owner][:k - 1]
             return Result(Decision.answer, text, normalized, hits)
+        hits = self.reading.adjust(normalized, hits)
         return Result(self.decide(hits), text, normalized, hits)
 
     def conflicts(self, faq_id: int, question: str, similar: list[str]) -> list[Conflict]:

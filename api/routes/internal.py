@@ -23,8 +23,10 @@ router = APIRouter(prefix="/internal", tags=["internal"], dependencies=[Depends(
 def kb_search(body: KbSearchRequest, kb: KbDep, db: SessionDep,
               x_merchant_id: str = Header(default="", include_in_schema=False)) -> KbSearchResponse:
     kb.wait_ready(timeout=KB_WAIT_S)  # just after a restart the index is still loading: wait rather than fail
+    context = crud.get_faqs(db, [body.context_faq_id]).get(body.context_faq_id) if body.context_faq_id else None
     try:
-        result = kb.search(body.text, k=body.k)
+        result, context_used = kb.search_in_context(body.text, context.question if context else None,
+                                                    context.id if context else None, k=body.k)
     except KbUnavailableError:
         raise HTTPException(status_code=503, detail="知识库正在加载，请稍后再试") from None
     if body.log_unanswered and result.decision.value == "no_answer" and body.text.strip():
@@ -40,7 +42,8 @@ def kb_search(body: KbSearchRequest, kb: KbDep, db: SessionDep,
         for h in result.hits
         if (f := faqs.get(h.faq_id)) is not None
     ]
-    return KbSearchResponse(decision=result.decision.value, normalized=result.normalized, hits=hits)
+    return KbSearchResponse(decision=result.decision.value, normalized=result.normalized, hits=hits,
+                            context_used=context_used)
 
 
 @router.get("/kb/faqs/{faq_id}", response_model=KbHit, summary="按编号取一条已发布的 FAQ")

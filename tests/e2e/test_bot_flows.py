@@ -74,6 +74,22 @@ def test_a_wrong_number_and_another_merchants_number_get_the_same_polite_answer(
     assert "货款" not in theirs  # nothing of the other shop's case leaks
 
 
+def test_a_number_of_the_wrong_shape_is_named_with_the_format_and_the_open_items(api):
+    chat = Chat(api)
+    body = chat.say("帮我查下工单 GD12345 的进度")
+    text = joined(body)
+    assert "没有找到“GD12345”（只有 5 位数字）" in text and "工单号是 GD 加 12 位数字（例如 GD261125004217）" in text
+    assert "您想查哪一个" not in text
+    titles = [b["title"] for b in chat.buttons(body)]
+    assert any(t.startswith("GD2611180001") for t in titles) and any(t.startswith("SS2611160001") for t in titles)
+    again = chat.say("GD2611250042171234567890")  # typed again while the lookup waits for a number: once, the same way
+    assert joined(again).count("没有找到") == 1 and "“GD2611250042171234567890”（有 22 位数字，太长了）" in joined(again)
+    assert "没认出单号" not in joined(again) and chat.buttons(again)
+    assert "处理中" in joined(chat.press(again, "GD2611180001"))  # a button still looks the case up
+    bare = Chat(api).text("261125004217")
+    assert "没有找到“261125004217”（前面少了 GD、SS 或 CF）" in bare
+
+
 # --------------------------------------------------------------------------- appeals
 
 

@@ -1,0 +1,95 @@
+"""Which way free text goes: a flow (progress, appeal, handoff…) or the knowledge base.
+
+Rasa's classifier names an intent; a message goes to that intent's flow only when the classifier is confident
+*and* the text asks for the action (``asks_for``), e.g. 「帮我查下GD…到哪了」, 「我要申诉」. Otherwise the
+knowledge base's calibrated decision is the arbiter: it answers, offers 您是想问 (with the flow's button among the
+choices) or declines, and only a decline leaves the message to the classifier's flow. A question that merely
+mentions a flow's words (「申诉进度在哪里看」, 「申诉被驳回了还能再申诉吗」, 「买家辱骂客服怎么办」) is a question.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+from api import numbers
+
+from .common import HUMAN_BUTTON, numbers_in
+
+FLOW_CONFIDENCE = 0.5  # below this the classifier is not trusted to start a flow whatever the text says
+
+# the flows the arbiter may start, each with the button offered beside 您是想问 when the knowledge base is unsure
+FLOW_BUTTONS = {
+    "check_progress": {"title": "查询我的工单和申诉进度", "payload": "/check_progress"},
+    "list_my_cases": {"title": "查看我的工单和申诉", "payload": "/list_my_cases"},
+    "file_appeal": {"title": "我要申诉", "payload": "/file_appeal"},
+    "add_evidence": {"title": "补充申诉材料", "payload": "/add_evidence"},
+    "withdraw_appeal": {"title": "撤回申诉", "payload": "/withdraw_appeal"},
+    "complain": HUMAN_BUTTON,
+    "inform": {"title": "查询我的工单和申诉进度", "payload": "/check_progress"},  # a number sent on its own
+    "hot_questions": {"title": "看看大家常问的问题", "payload": "/hot_questions"},
+}
+
+# a how-to question about the thing, not a request to do it (怎么样 asks for a state: not a how-to)
+_HOW_TO = re.compile(r"怎么(?!样)|怎样|如何|在哪|哪里|哪儿|为什么|为啥|什么|啥|能不能|能否|可不可以|可以.{0,8}吗|会不会|"
+                     r"是否|多久|多长|几天|要不要|需要|有没有|规则|流程|入口|方法|办法")
+_ASKS = {
+    "check_progress": re.compile(
+        r"(查|看|问)[一下查看]{0,3}.{0,10}(进度|结果|状态|到哪|处理[得的]?怎么样|审核[得的]?怎么样|怎么样了|进展)|"
+        r"(进度|结果|进展|状态)(如何|怎么样|呢|出来|到哪)|到哪[一步了里]|怎么样了|处理完了?[没吗]|审[核完]{0,2}了?[没吗]|"
+        r"有结果了?[没吗]|还没[有]?(结果|处理|审核|回复|消息)"),
+    "list_my_cases": re.compile(r"(我的|查看|看看|看下|看一下|列出|所有|全部)(所有|全部)?的?(工单|申诉|判罚|单子)"),
+    "file_appeal": re.compile(r"(我要|我想|我得|想要|帮我|给我|申请|发起|提交|提个|提一个|要|去)(一个|个)?申诉|"
+                              r"申诉(一下|这个|这条|那个|那条)|^申诉$"),
+    "add_evidence": re.compile(r"(补充|上传|补交|追加|补传|再传|传)(一下|一些|些|几张)?(申诉)?(材料|凭证|证据|图片|截图|照片|视频)"),
+    "withdraw_appeal": re.compile(r"(撤回|撤销|取消|不申诉了)(我的|这个|那个|这条|那条)?(申诉)?"),
+    "hot_questions": re.compile(r"热门|常见问题|常问|大家.{0,4}(问|关心)|猜你想问"),
+    "complain": re.compile(r"垃圾|什么破|破平台|骗子|坑人|坑爹|气死|投诉你们|投诉平台|举报你们|太差|差劲|无语|恶心|"
+                           r"滚|烂透|搞什么|有病|什么玩意|去死|没用的机器人|听不懂人话|人工智障|太慢了|要疯了"),
+}
+
+
+# the short social messages that are what the classifier says they are, whatever the knowledge base would find
+_SOCIAL = {
+    "greet": re.compile(r"^[\W_]*((你|您)好(呀|啊)?|hi|hello|哈喽|嗨|在吗|在不在|在么|早上好|早安|上午好|中午好|下午好|晚上好|"
+                        r"hey|喂|有人吗|小助手|助手)+[\W_]*$", re.IGNORECASE),
+    "thanks": re.compile(r"谢谢|多谢|感谢|谢了|thx|thanks|thank you|辛苦", re.IGNORECASE),
+    "goodbye": re.compile(r"再见|拜拜|bye|^88$|回头聊|下次再说|先这样|没事了|没别的", re.IGNORECASE),
+    "bot_challenge": re.compile(r"机器人|真人|人工智能|(?<![a-z])ai(?![a-z])|是人吗|是不是人", re.IGNORECASE),
+}
+SOCIAL_CHARS = 12  # longer than this, a thank-you or a greeting carries a question: the knowledge base looks
+
+
+def is_social(intent: str, text: str) -> bool:
+    """A greeting, a thank-you, a goodbye or "are you a bot?" and nothing more."""
+    plain = _plain(text)
+    pattern = _SOCIAL.get(intent)
+    return pattern is not None and len(plain) <= SOCIAL_CHARS and pattern.search(plain) is not None
+
+
+def _plain(text: str) -> str:
+    return unicodedata.normalize("NFKC", text or "").strip()
+
+
+def is_payload(text: str) -> bool:
+    """A button's payload (``/file_appeal``): the merchant picked the action itself."""
+    return _plain(text).startswith("/")
+
+
+def asks_for(intent: str, text: str) -> bool:
+    """Does the message ask for the intent's action (rather than ask about it)?"""
+    plain = _plain(text)
+    if is_payload(plain):
+        return True
+    if intent in ("check_progress", "inform") and (numbers_in(plain) or numbers.find_malformed(plain)):
+        return True
+    pattern = _ASKS.get(intent)
+    if pattern is None or not pattern.search(plain):
+        return False
+    if intent == "complain":  # anger is anger, however it is phrased
+        return True
+    return not _HOW_TO.search(plain)
+
+
+def goes_to_flow(intent: str, confidence: float, text: str) -> bool:
+    return intent in FLOW_BUTTONS and confidence >= FLOW_CONFIDENCE and asks_for(intent, text)
