@@ -31,8 +31,11 @@ FLOW_BUTTONS = {
 }
 
 # a how-to question about the thing, not a request to do it (怎么样 asks for a state: not a how-to)
-_HOW_TO = re.compile(r"怎么(?!样)|怎样|如何|在哪|哪里|哪儿|为什么|为啥|什么|啥|能不能|能否|可不可以|可以.{0,8}吗|会不会|"
-                     r"是否|多久|多长|几天|要不要|需要|有没有|规则|流程|入口|方法|办法")
+_HOW_TO = re.compile(r"怎么(?!样)|怎样|如何|在哪|去哪|哪里|哪儿|为什么|为啥|什么|啥|会不会|是否|多久|多长|几天|要不要|需要|"
+                     r"有没有|规则|流程|入口|方法|办法")
+# "can I …?" is a question, unless it asks someone to do it: 「能不能帮我把申诉撤了」 is a request
+_CAN_I = re.compile(r"能不能|能否|可不可以|可以.{0,8}吗|能.{0,8}吗")
+_ON_MY_BEHALF = re.compile(r"帮我|给我|替我|麻烦")
 _ASKS = {
     "check_progress": re.compile(
         r"(查|看|问)[一下查看]{0,3}.{0,10}(进度|结果|状态|到哪|处理[得的]?怎么样|审核[得的]?怎么样|怎么样了|进展)|"
@@ -42,7 +45,7 @@ _ASKS = {
     "file_appeal": re.compile(r"(我要|我想|我得|想要|帮我|给我|申请|发起|提交|提个|提一个|要|去)(一个|个)?申诉|"
                               r"申诉(一下|这个|这条|那个|那条)|^申诉$"),
     "add_evidence": re.compile(r"(补充|上传|补交|追加|补传|再传|传)(一下|一些|些|几张)?(申诉)?(材料|凭证|证据|图片|截图|照片|视频)"),
-    "withdraw_appeal": re.compile(r"(撤回|撤销|取消|不申诉了)(我的|这个|那个|这条|那条)?(申诉)?"),
+    "withdraw_appeal": re.compile(r"撤回|撤销|撤了|撤掉|取消(我的|这个|那个|这条|那条)?申诉|不申诉了"),
     "hot_questions": re.compile(r"热门|常见问题|常问|大家.{0,4}(问|关心)|猜你想问"),
     "complain": re.compile(r"垃圾|什么破|破平台|骗子|坑人|坑爹|气死|投诉你们|投诉平台|举报你们|太差|差劲|无语|恶心|"
                            r"滚|烂透|搞什么|有病|什么玩意|去死|没用的机器人|听不懂人话|人工智障|太慢了|要疯了"),
@@ -58,13 +61,17 @@ _SOCIAL = {
     "bot_challenge": re.compile(r"机器人|真人|人工智能|(?<![a-z])ai(?![a-z])|是人吗|是不是人", re.IGNORECASE),
 }
 SOCIAL_CHARS = 12  # longer than this, a thank-you or a greeting carries a question: the knowledge base looks
+_FILLER = re.compile(r"[\W_]|好的|好|嗯|哦|噢|啊|呀|啦|了|你|您|们|哈|的|吧|呢|是|吗|么|ok|okay", re.IGNORECASE)
 
 
 def is_social(intent: str, text: str) -> bool:
-    """A greeting, a thank-you, a goodbye or "are you a bot?" and nothing more."""
+    """A greeting, a thank-you, a goodbye or "are you a bot?" and nothing more (「谢谢，那保证金怎么退呢」 is a
+    question)."""
     plain = _plain(text)
     pattern = _SOCIAL.get(intent)
-    return pattern is not None and len(plain) <= SOCIAL_CHARS and pattern.search(plain) is not None
+    if pattern is None or len(plain) > SOCIAL_CHARS or not pattern.search(plain):
+        return False
+    return len(_FILLER.sub("", pattern.sub("", plain))) <= 1
 
 
 def _plain(text: str) -> str:
@@ -86,9 +93,11 @@ def asks_for(intent: str, text: str) -> bool:
     pattern = _ASKS.get(intent)
     if pattern is None or not pattern.search(plain):
         return False
-    if intent == "complain":  # anger is anger, however it is phrased
+    if intent in ("complain", "hot_questions"):  # anger is anger; "大家都问什么" is asked with 什么
         return True
-    return not _HOW_TO.search(plain)
+    if _HOW_TO.search(plain):
+        return False
+    return not _CAN_I.search(plain) or _ON_MY_BEHALF.search(plain) is not None
 
 
 def goes_to_flow(intent: str, confidence: float, text: str) -> bool:

@@ -1,13 +1,15 @@
-"""The bot's flows through the real stack: progress lookup, filing and withdrawing appeals, handoff."""
+"""The bot's flows through the real stack: progress lookup, filing and withdrawing appeals, handoff, and which way
+free text goes (a flow, or the knowledge base: answered, 您是想问, or a reply of its own)."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import httpx
 import pytest
 
-from ..conftest import merchant_headers
+from ..conftest import merchant_headers, staff_login
 
 pytestmark = pytest.mark.e2e
 
@@ -45,6 +47,45 @@ def joined(body: dict) -> str:
     return "\n".join(m["text"] for m in body["messages"])
 
 
+OUT_OF_SCOPE = "这个不在我能处理的范围内"  # utter_out_of_scope
+_FAQ_CHOICE = re.compile(r'^/ask_question\{"faq_id": "(\d+)"\}$')
+
+
+@pytest.fixture(scope="module")
+def faq(stack) -> dict[str, int]:
+    """FAQ key → id, as an editor of the knowledge base sees them (the bot's replies name FAQs by id)."""
+    with httpx.Client(base_url=stack.settings.api_url, timeout=60) as client:
+        editor = staff_login(client, stack.settings.demo_password, "editor01")
+        faqs = client.get("/api/kb/faqs", headers=editor).json()
+    return {f["key"]: f["id"] for f in faqs}
+
+
+def kb_reply(body: dict) -> tuple[str, int | None, list[int]]:
+    """The knowledge base's part in the first reply: ("answer", the FAQ's id, []), ("clarify", None, the FAQs
+    offered as 您是想问 choices), or (the reply's custom type or "", None, []) when the reply is not the KB's."""
+    assert body["messages"], "the merchant must not be left without a reply"
+    first = body["messages"][0]
+    custom = first.get("custom") or {}
+    kind = custom.get("type") or ""
+    if kind == "faq_answer":
+        return "answer", custom["faq_id"], []
+    if kind == "kb_clarify":
+        return "clarify", None, [int(m[1]) for b in first["buttons"] if (m := _FAQ_CHOICE.match(b["payload"]))]
+    return kind, None, []
+
+
+def understood(body: dict) -> dict:
+    """What the bot made of the message (the custom payload kept for the agent), from the KB's reply."""
+    return next((m["custom"]["understood"] for m in body["messages"] if (m.get("custom") or {}).get("understood")), {})
+
+
+def lists_cases(body: dict) -> bool:
+    """The progress flow's or the case list's reply: the merchant's cases as buttons, or the word that there are none."""
+    text = joined(body)
+    return any(b["payload"].startswith("/check_progress{") for m in body["messages"] for b in m["buttons"]) \
+        or "没有进行中的工单或申诉" in text or "您还没有工单或申诉记录" in text
+
+
 # --------------------------------------------------------------------------- progress lookup
 
 
@@ -54,9 +95,11 @@ def test_a_number_in_the_message_is_looked_up_at_once(api):
     assert "已联系结算银行核查" in text and "预计完成时间" in text
 
 
-def test_without_a_number_the_bot_lists_open_cases_and_appeals_as_buttons(api):
+@pytest.mark.parametrize("text", ["查一下我的进度", "帮我查一下我的工单进度"])
+def test_without_a_number_the_bot_lists_open_cases_and_appeals_as_buttons(api, text):
     chat = Chat(api)
-    body = chat.say("查一下我的进度")
+    body = chat.say(text)
+    assert kb_reply(body)[0] == "" and "您想查哪一个" in joined(body)  # the flow, not the knowledge base
     titles = [b["title"] for b in chat.buttons(body)]
     assert any(t.startswith("GD2611180001") for t in titles)
     assert any(t.startswith("SS2611160001") for t in titles)
@@ -96,6 +139,7 @@ def test_a_number_of_the_wrong_shape_is_named_with_the_format_and_the_open_items
 def test_filing_an_appeal_step_by_step(api):
     chat = Chat(api)
     body = chat.say("我要申诉")
+    assert kb_reply(body)[0] == "" and "请选择要申诉的判罚" in joined(body)  # the form's first question, not the KB
     titles = [b["title"] for b in chat.buttons(body)]
     assert any("CF2611200003" in t for t in titles)
     assert not any("CF2611010002" in t for t in titles)  # past its deadline
@@ -156,6 +200,7 @@ def test_handoff_pauses_the_bot_until_the_agent_hands_back(api):
     assert seen and seen[0]["understood"]["decision"] == "answer" and seen[0]["understood"]["intent"]
     body = chat.say("转人工")
     assert "转接人工客服" in joined(body) and body["mode"] == "waiting_agent"
+    assert kb_reply(body)[0] == ""  # handed off, not answered from the knowledge base
     quiet = chat.say("我的货款什么时候解冻？")
     assert quiet["messages"] == [] and quiet["mode"] == "waiting_agent"
 
@@ -186,6 +231,81 @@ def test_two_misunderstandings_in_a_row_hand_over_to_a_person(api):
 def test_complaints_go_to_a_person(api):
     body = Chat(api, "M10003").say("你们这什么破平台，垃圾客服，说了半天一点用没有！")
     assert body["mode"] == "waiting_agent" and "抱歉" in joined(body)
+
+
+# --------------------------------------------------------------------------- free text: a flow or the knowledge base
+
+# held-out merchant questions (benchmarks/data/heldout) that the classifier sends away from the knowledge base:
+# before the KB arbitrated they got the out-of-scope reply or the case list
+SENT_AWAY = [
+    ("顾客想把M码的换成L码的，我这边应该怎么操作", "aftersale-exchange"),  # out_of_scope
+    ("想给消费满一百五的顾客送个帆布袋，该怎么配置", "marketing-gift"),  # out_of_scope
+    ("我有三百多个ＳＫＵ，有没有导入模板一次性全部上架", "product-bulk-publish"),  # list_my_cases
+    ("每周一让系统自己把钱打到卡上，这个功能在哪开", "withdraw-auto"),
+    ("以前绑的工行卡不用了，想改成建行的", "withdraw-change-card"),
+]
+
+
+@pytest.mark.parametrize(("text", "gold"), SENT_AWAY, ids=[gold for _, gold in SENT_AWAY])
+def test_a_question_the_classifier_sends_away_reaches_the_knowledge_base(api, faq, text, gold):
+    chat = Chat(api, "M10001")  # a merchant with open cases: a case list would show them
+    body = chat.say(text)
+    kind, answered, offered = kb_reply(body)
+    assert kind in ("answer", "clarify"), body
+    assert faq[gold] == answered or faq[gold] in offered, body
+    assert OUT_OF_SCOPE not in joined(body) and not lists_cases(body), body
+    if kind == "clarify":  # the right choice answers it
+        chosen = chat.say(f'/ask_question{{"faq_id": "{faq[gold]}"}}')
+        assert kb_reply(chosen)[:2] == ("answer", faq[gold])
+
+
+def test_a_how_to_question_about_a_flow_gets_the_faq_with_the_flows_button(api, faq):
+    chat = Chat(api, "M10001")
+    body = chat.say("申诉进度在哪里看")  # the classifier hears check_progress; the text asks how, not for the lookup
+    assert kb_reply(body)[:2] == ("answer", faq["appeal-progress"])
+    assert "申诉记录" in joined(body) and not lists_cases(body)
+    assert [(b["title"], b["payload"]) for b in chat.buttons(body)] == [("查询进度", "/check_progress")]
+    looked_up = chat.press(body, "查询进度")  # the button starts the lookup itself
+    assert lists_cases(looked_up) and any(b["title"].startswith("GD2611180001") for b in chat.buttons(looked_up))
+
+
+def test_when_the_knowledge_base_is_unsure_the_flow_is_one_of_the_choices(api):
+    chat = Chat(api, "M10001")
+    body = chat.say("工单多久处理完")  # check_progress to the classifier, a question to the knowledge base
+    kind, _, offered = kb_reply(body)
+    assert kind == "clarify" and offered and not lists_cases(body)
+    payloads = [b["payload"] for b in chat.buttons(body)]
+    assert "/check_progress" in payloads and payloads[-1] == "/request_human"  # …and 都不是 last
+    assert lists_cases(chat.press(body, "查询我的工单和申诉进度"))
+
+
+def test_a_follow_up_is_read_with_the_faq_just_answered(api, faq):
+    chat = Chat(api, "M10001")
+    first = chat.say("被判罚了怎么申诉")
+    assert kb_reply(first)[:2] == ("answer", faq["appeal-how"])
+    follow_up = chat.say("要准备什么材料")
+    assert kb_reply(follow_up)[:2] == ("answer", faq["appeal-materials"])
+    assert understood(follow_up).get("context_faq") == faq["appeal-how"]
+    # the same words with nothing before them: read alone, not answered as the appeal's materials
+    alone = Chat(api, "M10001").say("要准备什么材料")
+    assert kb_reply(alone)[:2] != ("answer", faq["appeal-materials"])
+    assert "context_faq" not in understood(alone)
+
+
+@pytest.mark.parametrize("text", ["baozhengjin zenme tui", "bzj怎么退"])
+def test_a_question_in_pinyin_is_answered(api, faq, text):
+    body = Chat(api, "M10002").say(text)
+    assert kb_reply(body)[:2] == ("answer", faq["deposit-refund"])
+    assert "退还保证金" in joined(body)
+
+
+def test_off_topic_and_social_messages_keep_their_own_replies(api):
+    chat = Chat(api, "M10002")
+    off_topic = chat.say("这周末广州降温吗")
+    assert OUT_OF_SCOPE in joined(off_topic) and kb_reply(off_topic)[0] == ""
+    assert [b["title"] for b in chat.buttons(off_topic)] == ["热门问题", "转人工"]
+    greeting = chat.say("你好")
+    assert "您好，我是商家助手" in joined(greeting) and kb_reply(greeting)[0] == ""
 
 
 # --------------------------------------------------------------------------- when a part is down

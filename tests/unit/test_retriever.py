@@ -6,6 +6,7 @@ from api.kb_service import index_folder
 from api.models import Faq
 from api.services.faqs import synonyms
 from knowledge_base import Decision, FaqIndex, Retriever, Thresholds
+from knowledge_base.retriever import CONTEXT_REPEAT_PENALTY, FOLLOW_UP_CHARS
 
 
 @pytest.fixture(scope="module")
@@ -14,11 +15,13 @@ def retriever(embedder, templates, template_index):
     engine = make_engine(f"sqlite:///{templates.sqlite()}")
     with Session(engine) as db:
         keys = {f.id: f.key for f in db.query(Faq)}
+        questions = {f.id: f.question for f in db.query(Faq)}
         table = synonyms(db)
     engine.dispose()
     index, _ = FaqIndex.load(index_folder(template_index, embedder))
     r = Retriever(embedder, index, synonyms=table)
-    r.keys = keys
+    r.keys, r.questions = keys, questions
+    r.ids = {key: faq_id for faq_id, key in keys.items()}
     return r
 
 
@@ -95,3 +98,80 @@ def test_a_repeated_question_is_embedded_once(embedder):
     second = r.search("提现要多久")  # the same question once normalised
     assert counting.calls == before + 1
     assert first.hits[0].score == second.hits[0].score and first.hits[0].faq_id == 1
+
+
+# --------------------------------------------------------------------------- follow-ups (search_in_context)
+
+
+def _ranked(result) -> list[tuple[int, float]]:
+    return [(h.faq_id, h.score) for h in result.hits]
+
+
+def _after(retriever, key: str) -> tuple[str, int]:
+    """The context of a follow-up asked right after FAQ ``key`` was answered: its question and id."""
+    faq_id = retriever.ids[key]
+    return retriever.questions[faq_id], faq_id
+
+
+def test_without_context_a_follow_up_is_searched_alone(retriever):
+    result, used = retriever.search_in_context("要多久", None)
+    assert used is False
+    assert _ranked(result) == _ranked(retriever.search("要多久")) and result.decision == retriever.search("要多久").decision
+
+
+def test_a_long_standalone_question_ignores_the_context(retriever):
+    text = "我的店铺保证金退还申请为什么被平台驳回了"
+    assert len(retriever.read(text)) > FOLLOW_UP_CHARS and retriever.index.faq_of(retriever.read(text)) is None
+    result, used = retriever.search_in_context(text, *_after(retriever, "withdraw-failed"))
+    assert used is False
+    assert _ranked(result) == _ranked(retriever.search(text))
+    assert retriever.keys[result.hits[0].faq_id] == "deposit-refund-rejected"
+
+
+@pytest.mark.parametrize("text, context, expected", [
+    ("被驳回了怎么办", "deposit-refund", "deposit-refund-rejected"),   # alone: product-rejected
+    ("要多久", "withdraw-failed", "withdraw-time"),                    # alone: logistics-ship-deadline
+])
+def test_a_short_follow_up_is_read_with_the_faq_just_answered(retriever, text, context, expected):
+    alone = retriever.search(text)
+    assert retriever.keys[alone.hits[0].faq_id] != expected
+    result, used = retriever.search_in_context(text, *_after(retriever, context))
+    assert used is True and result.normalized == alone.normalized
+    assert retriever.keys[result.hits[0].faq_id] == expected
+
+
+def test_a_short_follow_up_that_the_context_settles_is_answered_where_alone_it_is_not(retriever):
+    alone = retriever.search("被驳回了怎么办")
+    assert alone.decision != Decision.answer
+    assert retriever.keys[alone.hits[0].faq_id] != "deposit-refund-rejected"
+    result, _ = retriever.search_in_context("被驳回了怎么办", *_after(retriever, "deposit-refund"))
+    assert result.decision == Decision.answer
+
+
+def test_a_long_question_that_leans_on_the_context_uses_it(retriever):
+    _, used = retriever.search_in_context("那如果店铺已经关了要等多少天才能退回来呢", *_after(retriever, "deposit-refund"))
+    assert used is True
+
+
+def test_the_faq_just_answered_loses_the_repeat_penalty(retriever):
+    question, faq_id = _after(retriever, "deposit-refund")
+    plain, used_plain = retriever.search_in_context("要多久", question, None, k=10)
+    penalised, used = retriever.search_in_context("要多久", question, faq_id, k=10)
+    assert used and used_plain
+    before, after = dict(_ranked(plain)), dict(_ranked(penalised))
+    assert faq_id in before and faq_id in after
+    assert after[faq_id] == pytest.approx(before[faq_id] - CONTEXT_REPEAT_PENALTY, abs=1e-6)
+    assert {f: s for f, s in after.items() if f != faq_id} == \
+        {f: s for f, s in before.items() if f != faq_id and f in after}
+
+
+def test_an_exact_kb_phrasing_is_answered_alone_whatever_the_context(retriever):
+    context = _after(retriever, "deposit-refund")
+    exact = "提现多久能到账"  # one of withdraw-time's own phrasings, short as a follow-up
+    assert len(exact) <= FOLLOW_UP_CHARS and retriever.index.faq_of(retriever.read(exact)) == retriever.ids["withdraw-time"]
+    result, used = retriever.search_in_context(exact, *context)
+    assert used is False and result.decision == Decision.answer
+    assert _ranked(result) == _ranked(retriever.search(exact))
+    assert retriever.keys[result.hits[0].faq_id] == "withdraw-time"
+    # the same question worded otherwise is short enough to be read as a follow-up
+    assert retriever.search_in_context("提现多久到账", *context)[1] is True
