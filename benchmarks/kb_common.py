@@ -80,6 +80,21 @@ def e5_retriever(embedder: Embedder, faqs: list[dict], thresholds: Thresholds | 
     return retriever
 
 
+class PlainReading:
+    """A stand-in for ``Retriever.reading`` that reads a question as typed: no pinyin/English rewrite, no
+    direction adjustment (the retriever before ``knowledge_base.reading``): ``retriever.reading = PlainReading()``
+    on a retriever of its own."""
+
+    def warm(self) -> None:
+        pass
+
+    def rewrite(self, normalized: str) -> str:
+        return normalized
+
+    def adjust(self, normalized: str, hits: list) -> list:
+        return hits
+
+
 def cached_embeddings(embedder: Embedder, texts: list[str], label: str = "") -> tuple[np.ndarray, float | None]:
     """Vectors of ``texts`` (cached under var/bench/embeddings/ by model, prefix and texts); also sentences/s
     when they had to be computed (None from the cache)."""

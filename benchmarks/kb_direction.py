@@ -4,12 +4,14 @@ Run: ``.venv/app/bin/python -m benchmarks.kb_direction`` (``--model DIR``: defau
 var/models/multilingual-e5-small). About two minutes on 2 cores (the seed KB is embedded once).
 
 The retriever is the product's (``kc.e5_retriever``: seed KB, seed synonyms, the model's calibrated thresholds
-from data/kb_thresholds.json), in-process. "after" takes its hits for a question and re-scores them with a
-``DirectionBook`` built from the seed FAQs' phrasings, then applies the retriever's own ``decide``:
+from data/kb_thresholds.json), in-process. "after" is its own search, as served: its ``QueryReading`` re-scores
+the hits with the ``DirectionBook`` of the index's phrasings before ``decide`` (a question equal to an FAQ's own
+phrasing keeps its answer). "before" is the same retriever over the same index with ``kc.PlainReading`` as its
+``reading`` (a retriever object of its own): no direction adjustment, and no pinyin/English rewrite either (the
+report counts the questions that rewrite touches):
 
-    r = retriever.search(q, k=10); hits = book.adjust(r.normalized, r.hits); decision = retriever.decide(hits)
-
-(a question equal to an FAQ's own phrasing keeps the retriever's answer, as ``Retriever.search`` does).
+    before = plain.search(q, k=10)        # plain.reading = kc.PlainReading()
+    after = retriever.search(q, k=10)     # retriever.reading: the product's QueryReading
 
 Question sets:
 
@@ -19,7 +21,8 @@ Question sets:
 
 Penalty: ``direction.PENALTY`` was chosen, and is re-checked here, on the KB's own phrasings leave-one-out
 (each similar question searched with its own phrasing taken out of the index and out of its FAQ's direction)
-plus the calibration out-of-scope list, scored with the calibration utility (kb_training.calibrate);
+plus the calibration out-of-scope list, scored with the calibration utility (kb_training.calibrate), on the
+plain retriever's hits so that only the penalty under test applies;
 data/calibration/in_scope.yml is shown as a second check. The direction test set plays no part in it.
 
 Writes benchmarks/results/kb_direction.md.
@@ -106,19 +109,17 @@ def reply(hits: list[Hit], decision: str) -> Reply:
     return Reply([h.faq_id for h in hits], decision)
 
 
-def run(retriever: Retriever, book: DirectionBook,
+def run(plain: Retriever, retriever: Retriever,
         texts: list[str]) -> tuple[list[Reply], list[Reply], list[tuple[str, list[Hit]]]]:
-    """Replies before and after the direction adjustment, and each ``adjust`` call's input (for timing)."""
+    """Replies before (``plain``: the retriever with ``kc.PlainReading``) and after (``retriever``: the product's,
+    its reading adjusting for direction), and the unadjusted hits an ``adjust`` call takes (for timing)."""
     before, after, calls = [], [], []
     for text in texts:
-        r = retriever.search(text, k=K)
-        before.append(reply(r.hits, r.decision.value))
-        if not r.hits or retriever.index.faq_of(r.normalized) is not None:  # no hits, or an FAQ's own phrasing
-            after.append(before[-1])
-            continue
-        calls.append((r.normalized, r.hits))
-        hits = book.adjust(r.normalized, r.hits)
-        after.append(reply(hits, retriever.decide(hits).value))
+        b, a = plain.search(text, k=K), retriever.search(text, k=K)
+        before.append(reply(b.hits, b.decision.value))
+        after.append(reply(a.hits, a.decision.value))
+        if b.hits and plain.index.faq_of(b.normalized) is None:  # not an FAQ's own phrasing: search adjusts
+            calls.append((b.normalized, b.hits))
     return before, after, calls
 
 
@@ -259,17 +260,23 @@ def main(argv: list[str] | None = None) -> int:
 
     embedder = load_models(args.model, prefix=settings.query_prefix, threads=settings.embedding_threads)
     started = time.perf_counter()
-    retriever = kc.e5_retriever(embedder, faqs, model_path=args.model)
+    retriever = kc.e5_retriever(embedder, faqs, model_path=args.model)  # the product's, with its own reading
     print(f"indexed {len(retriever.index)} phrasings in {time.perf_counter() - started:.0f} s")
+    retriever.reading.warm()
+    plain = Retriever(embedder, retriever.index, retriever.thresholds, synonyms=retriever.synonyms)
+    plain.reading = kc.PlainReading()  # the same retriever without the direction adjustment (nor the rewrite)
     # the FAQs' phrasings as the index holds them (normalised with the seed synonyms)
     faq_texts = {i: [t for t in (normalize(p, synonyms) for p in kc.phrasings(f)) if t] for i, f in enumerate(faqs)}
+    assert retriever.index.phrasings()[1] == faq_texts  # so ``book`` below is the one the product's reading builds
     started = time.perf_counter()
     book = DirectionBook.from_faqs(faq_texts)
     book_ms = (time.perf_counter() - started) * 1000
 
-    pb, pa, calls_p = run(retriever, book, [q.text for q in pairs])
-    hb, ha, calls_h = run(retriever, book, [q.text for q in heldout])
-    ob, oa, calls_o = run(retriever, book, oos)
+    pb, pa, calls_p = run(plain, retriever, [q.text for q in pairs])
+    hb, ha, calls_h = run(plain, retriever, [q.text for q in heldout])
+    ob, oa, calls_o = run(plain, retriever, oos)
+    sets = {"direction pairs": [q.text for q in pairs], "held-out": [q.text for q in heldout], "out of scope": oos}
+    rewritten = {name: sum(retriever.read(t) != plain.read(t) for t in texts) for name, texts in sets.items()}
     calls = calls_p + calls_h + calls_o
     micros = adjust_micros(book, calls)
     with_cue = np.array([bool(query_direction(text)) for text, _ in calls])
@@ -295,7 +302,7 @@ def main(argv: list[str] | None = None) -> int:
     rows_q = [[q.pair, q.side, q.text, key(q.gold), query_direction(normalize(q.text, synonyms)) or "—",
                f"{mark(q, b)} {shown(b)}", f"{mark(q, a)} {shown(a)}"] for q, b, a in zip(pairs, pb, pa)]
 
-    grid, chosen, grid_note = penalty_grid(retriever, faq_texts, load_list(CALIBRATION_OOS), calibration)
+    grid, chosen, grid_note = penalty_grid(plain, faq_texts, load_list(CALIBRATION_OOS), calibration)
     directed = Counter(topic for f in faq_texts for topic in book.direction_of(f))
 
     t = retriever.thresholds
@@ -312,6 +319,10 @@ def main(argv: list[str] | None = None) -> int:
         f"p99 {np.percentile(micros, 99):.1f} µs, max {micros.max():.1f} µs over {len(micros)} questions "
         f"({with_cue.sum()} with a cue: mean {micros[with_cue].mean():.1f} µs; without: "
         f"{micros[~with_cue].mean():.1f} µs).",
+        "Before: the retriever with `kc.PlainReading` as its reading (no direction adjustment, no pinyin/English "
+        "rewrite); after: the product retriever's own search (`QueryReading.rewrite`, then `adjust` with the "
+        "direction book of the index's phrasings). Questions whose text the rewrite changes: "
+        + ", ".join(f"{name} {n} of {len(sets[name])}" for name, n in rewritten.items()) + ".",
         NOT_BLIND,
         "Rates are over each set's questions. \"Opposite side\" = a top-1 among the other side's FAQs of the pair.",
     ]

@@ -1,16 +1,20 @@
-"""Questions typed in pinyin or in English: the retriever as typed, and after ``knowledge_base.pinyin``.
+"""Questions typed in pinyin or in English: the retriever reading them as typed, and as it reads them now.
 
 Run: ``.venv/app/bin/python -m benchmarks.kb_pinyin`` (about 2 minutes on 2 cores: most of it is embedding the
 seed KB's 6,323 phrasings once).
 
 The product's retriever over the seed KB, in process (``kb_common.e5_retriever``: the served, unmodified model
 var/models/multilingual-e5-small, seed synonyms, the thresholds of data/kb_thresholds.json), asked the questions
-of benchmarks/data/pinyin_english.yml:
+of benchmarks/data/pinyin_english.yml. "As typed" is that retriever with ``kc.PlainReading`` for its
+``reading`` (no rewrite, no direction adjustment: the retriever before ``knowledge_base.reading``), on a
+retriever object of its own over the same index; the other columns are the product retriever as it is, its own
+``QueryReading`` doing the reading (``Retriever.search`` rewrites, then adjusts for direction):
 
-- pinyin questions (full, unspaced, initials, mixed with Chinese) as typed, then with their pinyin read back
-  into the KB's characters (``PinyinReader.to_hanzi`` on the normalised text, as the retriever would);
-- English questions as typed, then with the merchant terms swapped for the KB's Chinese words
-  (``english_to_mixed``: the other English words kept, or dropped).
+- pinyin questions (full, unspaced, initials, mixed with Chinese) as typed, then as the retriever reads them:
+  their pinyin read back into the KB's characters (``PinyinReader.to_hanzi`` on the normalised text);
+- English questions as typed, then as the retriever reads them: the merchant terms swapped for the KB's Chinese
+  words (``english_to_mixed``, the other English words kept), and, for comparison, the glossary's other mode
+  (only the Chinese terms, ``keep_english=False``) searched with the product retriever.
 
 For each: the share answered with the right FAQ, clarified with the right FAQ among the choices (the top 3),
 answered wrongly, clarified without the right FAQ, not answered. Also: the reader's build time over the KB's
@@ -29,6 +33,7 @@ from collections import Counter
 import yaml
 
 from core.settings import REPO_ROOT
+from knowledge_base import Retriever
 from knowledge_base.pinyin import PinyinReader, _dictionaries, english_to_mixed
 
 from . import kb_common as kc
@@ -86,53 +91,65 @@ def main() -> int:
         builds.append(time.perf_counter() - started)
 
     print(f"embedding the seed KB ({len(texts)} phrasings)…", file=sys.stderr)
-    retriever = kc.e5_retriever(kc.load_embedder(), faqs)
+    retriever = kc.e5_retriever(kc.load_embedder(), faqs)  # the product's, with its own reading
+    retriever.reading.warm()
+    plain = Retriever(retriever.embedder, retriever.index, retriever.thresholds, synonyms=retriever.synonyms)
+    plain.reading = kc.PlainReading()  # the same retriever reading questions as typed
     choices = retriever.thresholds.clarify_choices
     kb_texts = set(texts)
 
-    # pinyin: as typed, rewritten
+    # pinyin: as typed, as the retriever reads them
     fresh = PinyinReader.from_texts(texts)  # cold caches for the timing
     detail_rows, by_form, by_batch = [], {}, {}
-    call_ms = []
+    call_ms, read_as_reader = [], 0
     for q, gold, form, batch in pinyin_set:
         normalized = retriever.prepare(q)
         started = time.perf_counter()
         hanzi = fresh.to_hanzi(normalized)
         call_ms.append((time.perf_counter() - started) * 1000)
-        a = outcome(retriever.search(q), gold, choices)
-        b = outcome(retriever.search(hanzi or q), gold, choices)
+        read = retriever.search(q)
+        read_as_reader += read.normalized == (hanzi or normalized)
+        a = outcome(plain.search(q), gold, choices)
+        b = outcome(read, gold, choices)
         for group in (by_form.setdefault(form, ([], [])), by_batch.setdefault(batch, ([], []))):
             group[0].append(a)
             group[1].append(b)
-        detail_rows.append([batch, form, q, hanzi or "—", faqs[gold]["key"], a, b])
+        detail_rows.append([batch, form, q, read.normalized if read.normalized != normalized else "—",
+                            faqs[gold]["key"], a, b])
 
-    # English: as typed, glossary (English kept / dropped)
+    # English: as typed, as the retriever reads them (glossary, English kept), the glossary's Chinese terms only
     english_rows, e_reader, e_batch = [], [], {}
+    read_as_glossary = chinese_reread = 0
     for q, gold, batch in english_set:
         normalized = retriever.prepare(q)
-        mixed = english_to_mixed(normalized)
         chinese = english_to_mixed(normalized, keep_english=False)
-        a = outcome(retriever.search(q), gold, choices)
-        b = outcome(retriever.search(mixed or q), gold, choices)
+        read = retriever.search(q)
+        read_as_glossary += read.normalized == (english_to_mixed(normalized) or normalized)
+        if chinese:
+            chinese_reread += retriever.read(chinese) != plain.read(chinese)  # the reading should leave it alone
+        a = outcome(plain.search(q), gold, choices)
+        b = outcome(read, gold, choices)
         c = outcome(retriever.search(chinese or q), gold, choices)
         for column, value in zip(e_batch.setdefault(batch, ([], [], [])), (a, b, c)):
             column.append(value)
         e_reader.append(reader.to_hanzi(normalized))
-        english_rows.append([batch, q, mixed or "—", chinese or "—", faqs[gold]["key"], a, b, c])
+        english_rows.append([batch, q, read.normalized if read.normalized != normalized else "—", chinese or "—",
+                             faqs[gold]["key"], a, b, c])
 
     # Chinese questions: does the reader leave them alone?
     heldout, _ = load_heldout(HELDOUT, key_to_id)
     oos = load_questions(OOS)
     touched = []
-    chinese_ms = []
+    chinese_ms, reader_touched = [], 0
     for q in [h.text for h in heldout] + oos:
         normalized = retriever.prepare(q)
         started = time.perf_counter()
         out = reader.to_hanzi(normalized)
         chinese_ms.append((time.perf_counter() - started) * 1000)
-        if out is not None:
-            before, after = retriever.search(q), retriever.search(out)
-            touched.append([q, out, before.decision.value, after.decision.value,
+        reader_touched += out is not None
+        if retriever.read(q) != normalized:
+            before, after = plain.search(q), retriever.search(q)
+            touched.append([q, after.normalized, before.decision.value, after.decision.value,
                             faqs[before.hits[0].faq_id]["key"] if before.hits else "—",
                             faqs[after.hits[0].faq_id]["key"] if after.hits else "—"])
 
@@ -141,15 +158,16 @@ def main() -> int:
     for batch in ("dev", "fresh"):
         if batch in by_batch:
             main_rows += [rows_for(f"pinyin {batch}, as typed", by_batch[batch][0]),
-                          rows_for(f"pinyin {batch}, rewritten by PinyinReader", by_batch[batch][1])]
+                          rows_for(f"pinyin {batch}, read by the retriever (PinyinReader)", by_batch[batch][1])]
     for form in ("full", "unspaced", "initials", "mixed"):
         if form in by_form:
             main_rows += [rows_for(f"— {form} (both batches), as typed", by_form[form][0]),
-                          rows_for(f"— {form} (both batches), rewritten", by_form[form][1])]
+                          rows_for(f"— {form} (both batches), read by the retriever", by_form[form][1])]
     for batch in ("dev", "fresh"):
         if batch in e_batch:
             main_rows += [rows_for(f"English {batch}, as typed", e_batch[batch][0]),
-                          rows_for(f"English {batch}, glossary (other English words kept)", e_batch[batch][1]),
+                          rows_for(f"English {batch}, read by the retriever (glossary, other English words kept)",
+                                   e_batch[batch][1]),
                           rows_for(f"English {batch}, glossary (only the Chinese terms)", e_batch[batch][2])]
     in_kb = sum(retriever.prepare(q) in kb_texts for q, *_ in pinyin_set + english_set)
     t = retriever.thresholds
@@ -166,8 +184,15 @@ def main() -> int:
         f"to_hanzi per call, fresh reader: pinyin questions mean {statistics.mean(call_ms):.2f} ms, max "
         f"{max(call_ms):.2f} ms; the {len(chinese_ms)} Chinese held-out and out-of-scope questions mean "
         f"{statistics.mean(chinese_ms):.3f} ms.",
-        f"The reader changed {len(touched)} of the {len(chinese_ms)} Chinese questions and "
-        f"{sum(x is not None for x in e_reader)} of the {len(english_set)} English ones.",
+        f"The retriever's reading changed {len(touched)} of the {len(chinese_ms)} Chinese questions (to_hanzi "
+        f"alone: {reader_touched}); the pinyin reader took {sum(x is not None for x in e_reader)} of the "
+        f"{len(english_set)} English ones.",
+        "\"As typed\": the retriever with `kc.PlainReading` as its reading (no rewrite, no direction adjustment); "
+        "\"read by the retriever\": the product retriever's own search (`QueryReading.rewrite`, then `adjust`). "
+        f"It read {read_as_reader} of the {len(pinyin_set)} pinyin questions as a fresh reader's to_hanzi does and "
+        f"{read_as_glossary} of the {len(english_set)} English ones as english_to_mixed does; \"only the Chinese "
+        "terms\" searches english_to_mixed(…, keep_english=False) with the product retriever, whose reading "
+        f"rewrote {chinese_reread} of those texts again.",
         "Outcomes add up to 1 per row; \"right FAQ in the first reply\" = answered right + clarified with the right "
         "FAQ offered.",
         "Batches: dev questions were written first, and the reader's settings and the English glossary were adjusted "
@@ -177,13 +202,14 @@ def main() -> int:
     report = (kc.header("Pinyin and English questions: as typed, and read back into Chinese", notes) + "\n"
               + kc.table(headers, main_rows)
               + "\n## Pinyin questions one by one\n\n"
-              + kc.table(["batch", "form", "question", "rewritten", "gold", "as typed", "rewritten"], detail_rows)
+              + kc.table(["batch", "form", "question", "read as", "gold", "as typed", "read by the retriever"],
+                         detail_rows)
               + "\n## English questions one by one\n\n"
-              + kc.table(["batch", "question", "glossary, English kept", "glossary, Chinese only", "gold", "as typed",
-                          "English kept", "Chinese only"], english_rows))
+              + kc.table(["batch", "question", "read as (glossary, English kept)", "glossary, Chinese only", "gold",
+                          "as typed", "read by the retriever", "Chinese only"], english_rows))
     if touched:
-        report += ("\n## Chinese questions the reader rewrote\n\n"
-                   + kc.table(["question", "rewritten", "decision before", "after", "top FAQ before", "after"],
+        report += ("\n## Chinese questions the retriever's reading rewrote\n\n"
+                   + kc.table(["question", "read as", "decision as typed", "read", "top FAQ as typed", "read"],
                               touched))
     print(kc.table(headers, main_rows))
     print("wrote", kc.write_result("kb_pinyin.md", report).relative_to(REPO_ROOT))
