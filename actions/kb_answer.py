@@ -18,7 +18,7 @@ from rasa_sdk.executor import CollectingDispatcher
 
 from .api_client import ApiClient, ApiError, ServiceUnavailableError
 from .common import HUMAN_BUTTON, SERVICE_DOWN, conversation_id, merchant_id
-from .routing import FLOW_BUTTONS, goes_to_flow, is_social
+from .routing import FLOW_BUTTONS, asks_about_shown_case, goes_to_flow, is_social
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +73,9 @@ class ActionAnswerQuestion(Action):
         route = self.route_slot
         if route and goes_to_flow(name, confidence, text):
             return [SlotSet("route", "flow")]
+        shown = tracker.get_slot("last_case")
+        if route and shown and asks_about_shown_case(name, confidence, text):  # 「这个什么时候能处理完」
+            return [SlotSet("route", "flow"), SlotSet("lookup_number", shown)]
         if name in OWN_REPLY and is_social(name, text):
             dispatcher.utter_message(response=OWN_REPLY[name])
             return []

@@ -135,7 +135,7 @@ class ActionCheckProgress(Action):
             if record["status"] in ("pending", "reviewing", "need_more"):
                 custom = {"type": "evidence_upload", "appeal_number": record["number"]}
             dispatcher.utter_message(text=describe_appeal(record), json_message=custom)
-        return reset
+        return [*reset, SlotSet("last_case", number)]  # 「这个什么时候能处理完」 next asks about this one
 
 
 class ActionListCases(Action):

@@ -74,6 +74,18 @@ def is_social(intent: str, text: str) -> bool:
     return len(_FILLER.sub("", pattern.sub("", plain))) <= 1
 
 
+# 「这个」「这单」「刚才那个」: the message is about what the conversation just showed
+_POINTS_BACK = re.compile(r"这个|这单|那单|那个|这条|那条|它|刚才|刚刚|上面")
+PROGRESS_INTENTS = ("check_progress", "inform")
+
+
+def asks_about_shown_case(intent: str, confidence: float, text: str) -> bool:
+    """A progress question about the case or appeal just shown, with no number of its own."""
+    plain = _plain(text)
+    return (intent in PROGRESS_INTENTS and confidence >= FLOW_CONFIDENCE and not is_payload(plain)
+            and not numbers_in(plain) and not numbers.find_malformed(plain) and _POINTS_BACK.search(plain) is not None)
+
+
 def _plain(text: str) -> str:
     return unicodedata.normalize("NFKC", text or "").strip()
 
@@ -88,7 +100,7 @@ def asks_for(intent: str, text: str) -> bool:
     plain = _plain(text)
     if is_payload(plain):
         return True
-    if intent in ("check_progress", "inform") and (numbers_in(plain) or numbers.find_malformed(plain)):
+    if intent in PROGRESS_INTENTS and (numbers_in(plain) or numbers.find_malformed(plain)):
         return True
     pattern = _ASKS.get(intent)
     if pattern is None or not pattern.search(plain):

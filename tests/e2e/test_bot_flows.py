@@ -95,6 +95,15 @@ def test_a_number_in_the_message_is_looked_up_at_once(api):
     assert "已联系结算银行核查" in text and "预计完成时间" in text
 
 
+def test_a_question_about_the_case_just_shown_looks_it_up_again(api):
+    chat = Chat(api)
+    assert "GD2611180001" in chat.text("帮我查下工单 GD2611180001 到哪一步了")
+    again = chat.text("这个什么时候能处理完")  # no number: the case just shown
+    assert "GD2611180001" in again and "预计完成时间" in again
+    fresh = Chat(api).text("这个什么时候能处理完")  # nothing shown in this conversation: not that case
+    assert "预计完成时间" not in fresh
+
+
 @pytest.mark.parametrize("text", ["查一下我的进度", "帮我查一下我的工单进度"])
 def test_without_a_number_the_bot_lists_open_cases_and_appeals_as_buttons(api, text):
     chat = Chat(api)

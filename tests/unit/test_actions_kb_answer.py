@@ -232,3 +232,25 @@ def test_an_unavailable_kb_says_so_and_offers_a_human():
     api = FakeApi(ServiceUnavailableError("down"))
     events, [message] = run(ActionAnswerQuestion(api=api), "保证金怎么退", "ask_question", 0.9)
     assert events == [] and "系统暂时出了点问题" in message["text"] and payloads(message) == ["/request_human"]
+
+
+# ----------------------------------------------------------------------------------------- the case just shown
+
+
+def test_a_question_pointing_back_at_the_case_just_shown_looks_that_case_up_again():
+    api = FakeApi(answer(APPEAL_PROGRESS))
+    events, messages = run(ActionRoute(api), "这个什么时候能处理完", "check_progress",
+                           slots={"last_case": "GD2611180001"})
+    assert events == [SlotSet("route", "flow"), SlotSet("lookup_number", "GD2611180001")]
+    assert messages == [] and api.searches == []
+
+
+def test_without_a_case_shown_or_with_a_number_of_its_own_the_case_just_shown_is_not_used():
+    api = FakeApi(answer(APPEAL_PROGRESS))
+    events, _ = run(ActionRoute(api), "这个什么时候能处理完", "check_progress")  # nothing shown yet
+    assert SlotSet("lookup_number", "GD2611180001") not in events and api.searches  # the KB was asked
+    events, _ = run(ActionRoute(FakeApi()), "那SS2611160001呢", "check_progress", slots={"last_case": "GD2611180001"})
+    assert events == [SlotSet("route", "flow")]  # its own number: the form reads it from the message
+    events, _ = run(ActionRoute(FakeApi(answer(DEPOSIT_REFUND))), "这个保证金怎么退", "ask_question",
+                    slots={"last_case": "GD2611180001"})
+    assert SlotSet("lookup_number", "GD2611180001") not in events  # not a progress question
