@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 import socket
+import threading
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -190,6 +192,27 @@ def embedder(model_path):
     from api.kb_service import load_embedder
 
     return load_embedder(model_path, "query: ", 2)
+
+
+def run_in_new_loop(make_coro):
+    """``asyncio.run(make_coro())`` on a thread of its own (the session's Playwright keeps a loop running on the
+    main thread, where ``asyncio.run`` would refuse); its result, or its exception raised here."""
+    outcome: list = []
+
+    def work() -> None:
+        try:
+            outcome.append((True, asyncio.run(make_coro())))
+        except BaseException as exc:  # handed to the test's thread
+            outcome.append((False, exc))
+
+    worker = threading.Thread(target=work)
+    worker.start()
+    worker.join(60)
+    assert outcome, "the coroutine did not finish in 60 s"
+    ok, value = outcome[0]
+    if not ok:
+        raise value
+    return value
 
 
 def staff_login(client, password: str, username: str) -> dict[str, str]:

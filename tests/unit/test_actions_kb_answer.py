@@ -3,8 +3,6 @@ fake API that records each knowledge-base search and answers with a canned resul
 
 from __future__ import annotations
 
-import asyncio
-
 import pytest
 from rasa_sdk import Tracker
 from rasa_sdk.events import FollowupAction, SlotSet
@@ -15,6 +13,7 @@ from actions.kb_answer import CLARIFY, NO_ANSWER, ActionAnswerQuestion, ActionRo
 from actions.routing import FLOW_BUTTONS
 from core import vouch
 from core.settings import get_settings
+from tests.conftest import run_in_new_loop
 
 MERCHANT, CONVERSATION = "M10001", 7
 
@@ -72,7 +71,7 @@ def tracker(text: str, intent: str, confidence: float = 0.95, slots: dict | None
 def run(action, text: str, intent: str, confidence: float = 0.95,
         slots: dict | None = None) -> tuple[list[dict], list[dict]]:
     dispatcher = CollectingDispatcher()
-    events = asyncio.run(action.run(dispatcher, tracker(text, intent, confidence, slots), {}))
+    events = run_in_new_loop(lambda: action.run(dispatcher, tracker(text, intent, confidence, slots), {}))
     return events, dispatcher.messages
 
 

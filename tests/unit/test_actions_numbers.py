@@ -4,8 +4,6 @@ in-process with a hand-built tracker and a fake API; well-formed numbers keep to
 
 from __future__ import annotations
 
-import asyncio
-
 import pytest
 from rasa_sdk import Tracker
 from rasa_sdk.executor import CollectingDispatcher
@@ -16,6 +14,7 @@ from actions.progress import ActionAskLookupNumber, ActionCheckProgress, Validat
 from actions.withdraw import ActionAskWithdrawNumber, ValidateWithdrawForm
 from core import vouch
 from core.settings import get_settings
+from tests.conftest import run_in_new_loop
 
 MERCHANT = "M10001"
 CASES = [{"number": "GD2611180001", "kind_label": "货款冻结", "status_label": "处理中"}]
@@ -54,13 +53,13 @@ def tracker(text: str, intent: str = "check_progress", slots: dict | None = None
 
 def run(action, text: str, intent: str = "check_progress", slots: dict | None = None) -> list[dict]:
     dispatcher = CollectingDispatcher()
-    asyncio.run(action.run(dispatcher, tracker(text, intent, slots), {}))
+    run_in_new_loop(lambda: action.run(dispatcher, tracker(text, intent, slots), {}))
     return dispatcher.messages
 
 
 def validate(method, value, text: str, intent: str = "inform") -> tuple[dict, list[dict]]:
     dispatcher = CollectingDispatcher()
-    result = asyncio.run(method(value, dispatcher, tracker(text, intent), {}))
+    result = run_in_new_loop(lambda: method(value, dispatcher, tracker(text, intent), {}))
     return result, dispatcher.messages
 
 

@@ -15,6 +15,7 @@ from api.hub import Hub
 from api.main import create_app
 from api.models import Message
 from api.webchat import to_bot_uttered
+from tests.conftest import run_in_new_loop
 
 from ..conftest import merchant_headers, staff_login
 
@@ -221,16 +222,6 @@ def test_suggestions_come_from_the_knowledge_base(client, database):
 
 
 # --------------------------------------------------------------------------- the hub and the webchat format
-
-
-def run_in_new_loop(make_coro):
-    """asyncio.run on a thread of its own: the session's Playwright keeps a loop running on the main thread."""
-    result: list = []
-    worker = threading.Thread(target=lambda: result.append(asyncio.run(make_coro())))
-    worker.start()
-    worker.join(60)
-    assert result, "the scenario did not finish"
-    return result[0]
 
 
 def test_hub_keeps_order_across_threads():
