@@ -412,7 +412,6 @@ class KnowledgeBase:
 
     def _install(self, fresh: Retriever) -> None:
         """Replay the edits made while ``fresh`` was built, then make it the one searches use."""
-        fresh.reading.warm()  # its pinyin reader and direction book, before the first merchant's search
         while True:
             with self._swap_lock:
                 dirty, self._dirty = self._dirty or set(), set()

@@ -117,22 +117,35 @@ def test_a_question_without_a_direction_keeps_the_index_order(retriever):
 
 
 def _wait_until_built(reading: QueryReading, revision: int, timeout: float = 10.0) -> None:
-    """Poll (bounded) for the background rebuild to reach ``revision``."""
+    """Poll (bounded) for the background rebuild of the pinyin reader to reach ``revision``."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        built = reading._built
-        if built is not None and built[0] == revision:
+        if reading.pinyin.revision == revision:
             return
         time.sleep(0.005)
-    raise AssertionError(f"the readers were not rebuilt for revision {revision} within {timeout} s")
+    raise AssertionError(f"the reader was not rebuilt for revision {revision} within {timeout} s")
 
 
-def test_warm_builds_the_readers_for_the_current_index(embedder):
+def test_nothing_is_built_before_a_question_needs_it_and_warm_builds_both(embedder):
     r = Retriever(embedder, FaqIndex(embedder.dim))
     r.index_faq(1, ["提现多久到账", "钱什么时候到银行卡"])
-    assert r.reading._built is None
+    r.search("提现多久到账")  # no latin letters, no direction cue: neither is needed
+    assert r.reading.pinyin.revision is None and r.reading.directions.revision is None
     r.reading.warm()
-    assert r.reading._built is not None and r.reading._built[0] == r.index.revision
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and None in (r.reading.pinyin.revision, r.reading.directions.revision):
+        time.sleep(0.005)
+    assert r.reading.pinyin.revision == r.index.revision == r.reading.directions.revision
+
+
+def test_an_edit_costs_nothing_until_a_question_needs_the_reader(embedder):
+    r = Retriever(embedder, FaqIndex(embedder.dim))
+    r.index_faq(1, ["提现多久到账"])
+    r.read("tixian duojiu daozhang")
+    built = r.reading.pinyin.revision
+    r.index_faq(2, ["保证金怎么退"])
+    r.search("保证金怎么退")  # a Chinese question does not rebuild the reader
+    assert r.reading.pinyin.revision == built < r.index.revision
 
 
 def test_a_new_faq_reaches_the_pinyin_reader_after_the_rebuild(embedder):
