@@ -195,17 +195,17 @@ class Retriever:
         same thing again). Chosen on ``data/calibration/followups.yml`` and, for the price on a short question that
         changes the subject, on ``data/calibration/in_scope.yml`` asked after an unrelated answer. Returns the result and whether the
         context was used."""
-        alone = self.search(text, k=k)
-        normalized = alone.normalized
-        if not context or not normalized or self.index.faq_of(normalized) is not None:
-            return alone, False
-        if not _LEANS_ON_CONTEXT.search(normalized) and len(normalized) > FOLLOW_UP_CHARS:
-            return alone, False
+        normalized = self.read(text)
+        follow_up = (context and normalized and self.index.faq_of(normalized) is None
+                     and (_LEANS_ON_CONTEXT.search(normalized) or len(normalized) <= FOLLOW_UP_CHARS))
+        if not follow_up:
+            return self.search(text, k=k), False
         depth = max(4 * k, 40)  # deep enough that an FAQ missing from one list scores that list's floor
-        own = {h.faq_id: h for h in self.search(text, k=depth).hits}
+        alone = self.search(text, k=depth)  # once, deep: its top k is the plain search
+        own = {h.faq_id: h for h in alone.hits}
         joined = {h.faq_id: h for h in self.search(f"{context} {text}", k=depth).hits}
         if not own or not joined:
-            return alone, False
+            return Result(alone.decision, text, alone.normalized, alone.hits[:k]), False
         floor_own, floor_joined = min(h.score for h in own.values()), min(h.score for h in joined.values())
         scored = []
         for faq_id in own.keys() | joined.keys():
